@@ -1,0 +1,85 @@
+"""Pochette: we prepare everything, you submit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_login import current_user
+
+from portal import background, config, errors, security, storage, tenancy
+from portal.db import db
+from portal.extensions import babel, csrf, limiter, login_manager, migrate
+
+
+def _locale() -> str:
+    if current_user and current_user.is_authenticated:
+        return current_user.locale
+    return "fr"
+
+
+def _bind_tenant() -> None:
+    if current_user.is_authenticated:
+        g.tenant_token = tenancy.bind(current_user.org_id)
+
+
+def _unbind_tenant(_exc: BaseException | None) -> None:
+    token = g.pop("tenant_token", None)
+    if token is not None:
+        tenancy.unbind(token)
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build an app from the environment; `overrides` wins (tests). No I/O happens here."""
+    app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance"))
+    app.config.update(config.load(Path(app.instance_path)))
+    if overrides:
+        app.config.update(overrides)
+    app.jinja_env.add_extension("jinja2.ext.do")
+
+    db.init_app(app)
+    storage.init_app(app)
+    background.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=_locale)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+
+    from portal.accounts.operations import load_session_user
+
+    login_manager.init_app(app)
+    login_manager.user_loader(load_session_user)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = None
+    login_manager.session_protection = "strong"
+
+    app.before_request(_bind_tenant)
+    app.teardown_request(_unbind_tenant)
+
+    from portal.accounts.views import bp as accounts_bp
+    from portal.cases.views import bp as cases_bp
+
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(cases_bp)
+
+    from portal import cli
+
+    cli.init_app(app)
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        from portal.accounts.forms import ActionForm
+
+        return {"logout_form": ActionForm(), "lang": _locale()}
+
+    @app.after_request
+    def _vary(response: Response) -> Response:
+        if request.endpoint != "static":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app

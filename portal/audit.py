@@ -1,0 +1,67 @@
+"""The audit journal: who did what to which record, append-only.
+
+Rows name people and records by id ("user:12", "client:40"), never by name or e-mail, so the
+journal can outlive an erasure without keeping personal data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import has_request_context, request
+from sqlalchemy import JSON, ForeignKey, Index, String, event
+from sqlalchemy.orm import Mapped, Mapper, mapped_column
+
+from portal.db import Base, UTCDateTime, db, utcnow
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_org_id_at", "org_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Null for events outside any organisation (a failed login with an unknown e-mail).
+    org_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), nullable=True
+    )
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(String(64), index=True)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AppendOnlyError(RuntimeError):
+    pass
+
+
+@event.listens_for(AuditEvent, "before_update")
+@event.listens_for(AuditEvent, "before_delete")
+def _refuse_change(_mapper: Mapper[Any], _connection: Any, _target: AuditEvent) -> None:
+    raise AppendOnlyError("the audit journal is append-only")
+
+
+def ref(kind: str, ident: int | None) -> str | None:
+    return None if ident is None else f"{kind}:{ident}"
+
+
+def record(
+    org_id: int | None,
+    actor: str,
+    action: str,
+    target: str | None = None,
+    **data: Any,
+) -> AuditEvent:
+    """Add an event to the current transaction; it is kept only if the caller commits."""
+    event_ = AuditEvent(
+        org_id=org_id,
+        actor=actor,
+        action=action,
+        target=target,
+        ip=request.remote_addr if has_request_context() else None,
+        data=data,
+    )
+    db.session.add(event_)
+    return event_

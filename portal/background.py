@@ -1,0 +1,116 @@
+"""Background jobs, sent only once the transaction that asked for them has committed.
+
+A job is named by its dotted path ("worker.jobs.ping") and takes ids only; it reloads what it
+needs, so a job never sees a row that was rolled back. With POCHETTE_REDIS_URL the job goes to
+RQ; without it the job runs inline right after the commit, in its own app context and session.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from portal.db import db
+
+log = logging.getLogger(__name__)
+
+# Queue names, defined once; the worker listens on all of them, most urgent first.
+QUEUES = ("default", "documents", "packs")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    queue: str = "default"
+    timeout: int = 60  # seconds before RQ kills the job
+    retries: int = 2
+    retry_intervals: tuple[int, ...] = (10, 60)
+
+
+# Every job the portal may enqueue, with its settings. A test imports each name.
+JOBS: dict[str, JobSpec] = {
+    "worker.jobs.ping": JobSpec(timeout=30, retries=0),
+}
+
+_PENDING = "pochette.pending_jobs"
+
+
+class UnknownJob(ValueError):
+    pass
+
+
+def enqueue(name: str, *ids: int) -> None:
+    """Send `name(*ids)` after the current transaction commits; dropped if it rolls back."""
+    if name not in JOBS:
+        raise UnknownJob(f"{name} is not declared in portal.background.JOBS")
+    if not all(isinstance(i, int) for i in ids):
+        raise TypeError("jobs take ids (int) only")
+    db.session.info.setdefault(_PENDING, []).append((name, ids))
+
+
+def resolve(name: str) -> Callable[..., Any]:
+    module, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _redis(app: Flask) -> Any:
+    ext = app.extensions["pochette.background"]
+    if ext.get("redis") is None:
+        from redis import Redis
+
+        ext["redis"] = Redis.from_url(app.config["REDIS_URL"])
+    return ext["redis"]
+
+
+def queue(app: Flask, name: str) -> Any:
+    from rq import Queue
+
+    return Queue(name, connection=_redis(app))
+
+
+def _send(app: Flask, name: str, ids: tuple[int, ...]) -> None:
+    spec = JOBS[name]
+    if app.config["REDIS_URL"]:
+        from rq import Retry
+
+        retry = Retry(max=spec.retries, interval=list(spec.retry_intervals)) if spec.retries else None
+        queue(app, spec.queue).enqueue(
+            name, *ids, job_timeout=spec.timeout, retry=retry, failure_ttl=7 * 24 * 3600
+        )
+        return
+    # Inline: a fresh app context gives the job a fresh session, as a worker would have.
+    try:
+        with app.app_context():
+            resolve(name)(*ids)
+    except Exception:
+        log.exception("inline job %s failed", name)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    for name, ids in pending:
+        try:
+            _send(app, name, ids)
+        except Exception:
+            # The rows are committed; the cron's sweep re-sends stuck work. Never fail the request.
+            log.exception("could not send job %s", name)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous_transaction: Any) -> None:
+    if not previous_transaction.nested:
+        session.info.pop(_PENDING, None)
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["pochette.background"] = {"redis": None}

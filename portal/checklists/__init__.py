@@ -1,0 +1,1 @@
+"""The procedure catalog and the checklist items each case asks for."""

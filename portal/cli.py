@@ -1,0 +1,163 @@
+"""Operator commands: `flask --app wsgi <command>`."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from flask import Flask, current_app, url_for
+from sqlalchemy import select
+
+from portal import config
+from portal.db import db
+
+DEMO_ORG = "Association Démo Pochette"
+DEMO_USERS = (
+    ("admin@demo.pochette.fr", "Camille Admin", "admin"),
+    ("agent@demo.pochette.fr", "Sami Agent", "agent"),
+)
+
+
+def _refuse_in_production(what: str) -> None:
+    if current_app.config["ENV_NAME"] == config.PRODUCTION:
+        raise click.ClickException(f"{what} is refused when POCHETTE_ENV=production")
+
+
+def ensure_secret_file(instance: Path) -> bool:
+    """Write the embedded mode's secret key once; True when a new one was written."""
+    path = instance / config.SECRET_FILE
+    if path.exists():
+        return False
+    instance.mkdir(parents=True, exist_ok=True)
+    path.write_text(secrets.token_urlsafe(48))
+    path.chmod(0o600)
+    return True
+
+
+def _password_link(user_id: int, purpose: str) -> str:
+    from portal.accounts.models import TokenPurpose, User
+    from portal.accounts.operations import issue_token
+
+    user = db.session.get(User, user_id)
+    assert user is not None
+    hours = current_app.config["INVITATION_TTL_HOURS"]
+    token = issue_token(user, TokenPurpose(purpose), timedelta(hours=hours))
+    with current_app.test_request_context():
+        path = url_for("accounts.set_password", token=token)
+    return current_app.config["PUBLIC_URL"] + path
+
+
+@click.command("init")
+def init_command() -> None:
+    """Prepare the instance folder for the embedded mode (secret key)."""
+    _refuse_in_production("init")
+    if ensure_secret_file(Path(current_app.instance_path)):
+        click.echo(f"Secret key written to {current_app.instance_path}/{config.SECRET_FILE}")
+
+
+@click.command("demo")
+def demo_command() -> None:
+    """Create (or refresh) the demo organisation and print its logins."""
+    from portal.accounts.models import Organisation, OrgKind, Role, User
+    from portal.accounts.operations import add_user, create_org
+    from portal.security import hash_password
+
+    _refuse_in_production("demo")
+    ensure_secret_file(Path(current_app.instance_path))
+    org = db.session.execute(
+        select(Organisation).where(Organisation.name == DEMO_ORG)
+    ).scalar_one_or_none()
+    if org is None:
+        org = create_org(
+            DEMO_ORG,
+            OrgKind.association,
+            contact_email="accueil@demo.pochette.fr",
+            contact_phone="01 23 45 67 89",
+        )
+    logins = []
+    for email, name, role in DEMO_USERS:
+        # A fresh random password at every run: nobody can rely on a known demo password.
+        password = secrets.token_urlsafe(12)
+        user = db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
+        if user is None:
+            add_user(org, "system", email=email, name=name, role=Role(role), password=password)
+        elif user.org_id == org.id:
+            user.password_hash = hash_password(password)
+            user.active = True
+            user.session_version += 1
+        else:
+            raise click.ClickException(f"{email} belongs to another organisation")
+        logins.append((email, password, role))
+    db.session.commit()
+    click.echo(f"Demo organisation: {org.name} (id {org.id})")
+    for email, password, role in logins:
+        click.echo(f"  {role:<6} {email}  mot de passe : {password}")
+    click.echo(f"Open {current_app.config['PUBLIC_URL']}/connexion")
+
+
+@click.command("create-org")
+@click.argument("name")
+@click.option(
+    "--kind",
+    type=click.Choice(["association", "ccas", "cabinet", "other"]),
+    default="association",
+)
+@click.option("--contact-email", default=None)
+def create_org_command(name: str, kind: str, contact_email: str | None) -> None:
+    """Create an organisation (a tenant) and print its id."""
+    from portal.accounts.models import OrgKind
+    from portal.accounts.operations import create_org
+
+    org = create_org(name, OrgKind(kind), **({"contact_email": contact_email} if contact_email else {}))
+    db.session.commit()
+    click.echo(f"Organisation {org.id}: {org.name}")
+
+
+@click.command("create-user")
+@click.argument("org_id", type=int)
+@click.argument("email")
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["admin", "agent", "viewer"]), default="agent")
+def create_user_command(org_id: int, email: str, name: str, role: str) -> None:
+    """Create a staff account and print its one-time link to set a password."""
+    from portal.accounts.models import Organisation, Role
+    from portal.accounts.operations import AccountError, add_user
+
+    org = db.session.get(Organisation, org_id)
+    if org is None:
+        raise click.ClickException(f"no organisation with id {org_id}")
+    try:
+        user = add_user(org, "system", email=email, name=name, role=Role(role))
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    link = _password_link(user.id, "invitation")
+    db.session.commit()
+    click.echo(f"User {user.id} ({role}) in {org.name}. Password link (shown once):")
+    click.echo(link)
+
+
+@click.command("storage-init")
+def storage_init_command() -> None:
+    """Create the bucket (or folder) if needed and check that storage answers."""
+    from portal.storage import StorageError, get_store
+
+    store = get_store()
+    try:
+        store.ensure_bucket()
+        store.check()
+    except StorageError as exc:
+        raise click.ClickException(f"storage is not usable: {exc}") from None
+    click.echo("Storage ready.")
+
+
+def init_app(app: Flask) -> None:
+    for command in (
+        init_command,
+        demo_command,
+        create_org_command,
+        create_user_command,
+        storage_init_command,
+    ):
+        app.cli.add_command(command)

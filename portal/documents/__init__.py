@@ -1,0 +1,1 @@
+"""Documents and upload links: screening, normalising, storing, the public upload page."""

@@ -1,0 +1,78 @@
+"""Error pages in French for people, JSON for API clients."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, render_template, request
+from flask_babel import lazy_gettext as _l
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+
+from portal.storage import StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: (_l("Requête incorrecte"), _l("La demande envoyée n’est pas valide.")),
+    403: (_l("Accès refusé"), _l("Votre rôle ne permet pas d’ouvrir cette page.")),
+    404: (_l("Page introuvable"), _l("Cette page n’existe pas ou n’est plus disponible.")),
+    405: (_l("Action impossible"), _l("Cette action n’est pas possible sur cette page.")),
+    410: (_l("Lien expiré"), _l("Ce lien n’est plus valable.")),
+    413: (
+        _l("Fichier trop volumineux"),
+        _l("Le fichier envoyé dépasse la taille autorisée. Réduisez-le puis réessayez."),
+    ),
+    429: (
+        _l("Trop de tentatives"),
+        _l("Vous avez fait trop d’essais en peu de temps. Attendez quelques minutes."),
+    ),
+    500: (
+        _l("Erreur du serveur"),
+        _l("Une erreur inattendue s’est produite. L’équipe technique est prévenue."),
+    ),
+    503: (
+        _l("Service momentanément indisponible"),
+        _l("Le stockage des documents ne répond pas. Rien n’a été enregistré : réessayez plus tard."),
+    ),
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def render_error(code: int) -> tuple[str | dict[str, object], int]:
+    title, message = MESSAGES.get(code, MESSAGES[500])
+    if wants_json():
+        return {"error": {"code": code, "title": str(title), "message": str(message)}}, code
+    return render_template("errors/error.html", code=code, title=title, message=message), code
+
+
+def _http_error(exc: HTTPException) -> tuple[str | dict[str, object], int] | HTTPException:
+    if exc.code is None or exc.code < 400:
+        return exc
+    return render_error(exc.code)
+
+
+def _storage_down(exc: StorageUnavailable) -> tuple[str | dict[str, object], int]:
+    log.warning("storage unavailable: %s", exc.__class__.__name__)
+    return render_error(ServiceUnavailable.code)
+
+
+def _unexpected(exc: Exception) -> tuple[str | dict[str, object], int]:
+    if isinstance(exc, HTTPException):
+        return _http_error(exc)  # type: ignore[return-value]
+    log.exception("unhandled error on %s %s", request.method, request.endpoint)
+    return render_error(InternalServerError.code)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(StorageUnavailable, _storage_down)
+    app.register_error_handler(Exception, _unexpected)
+
+    @app.after_request
+    def _no_store_errors(response: Response) -> Response:
+        if response.status_code >= 400:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response

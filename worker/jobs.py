@@ -1,0 +1,23 @@
+"""Job entry points. Each takes ids only and reloads what it needs (see portal.background)."""
+
+from __future__ import annotations
+
+import os
+
+from portal import audit
+from portal.accounts.models import Organisation
+from portal.db import db
+from portal.tenancy import bind_org
+from worker import job
+
+
+@job
+def ping(org_id: int) -> int:
+    """Prove a worker is alive and reaches the database: journals `worker.ping` for the org."""
+    org = db.session.get(Organisation, org_id)
+    if org is None:  # deleted since: nothing to do, and not an error worth retrying
+        return 0
+    with bind_org(org_id):
+        audit.record(org_id, "worker", "worker.ping", f"org:{org_id}", pid=os.getpid())
+        db.session.commit()
+    return os.getpid()
