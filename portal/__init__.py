@@ -74,7 +74,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     def _globals() -> dict[str, Any]:
         from portal.accounts.forms import ActionForm
 
-        return {"logout_form": ActionForm(), "lang": _locale()}
+        # formdata=None: never parse the request body here (it may be what failed, e.g. 413).
+        return {"logout_form": ActionForm(formdata=None), "lang": _locale()}
 
     @app.after_request
     def _vary(response: Response) -> Response:

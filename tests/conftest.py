@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, delete, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from werkzeug.test import TestResponse
 
 from portal import create_app
@@ -109,25 +109,31 @@ def app(settings: dict[str, Any]) -> Iterator[Flask]:
         db.engine.dispose()
 
 
+@pytest.fixture
+def connection(app: Flask) -> Iterator[Connection]:
+    """One connection held in a transaction; every session of `app` joins it as a savepoint."""
+    with app.app_context():
+        conn = db.engine.connect()
+    outer = conn.begin()
+    db.bind_to(app, conn)
+    try:
+        yield conn
+    finally:
+        with app.app_context():
+            db.session.remove()
+        db.bind_to(app, None)
+        outer.rollback()
+        conn.close()
+
+
 @pytest.fixture(autouse=True)
 def _transaction(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Bind every session of the app to one connection held in a transaction."""
-    if "app" not in request.fixturenames or "committed" in request.fixturenames:
-        yield
-        return
-    flask_app: Flask = request.getfixturevalue("app")
-    with flask_app.app_context():
-        connection = db.engine.connect()
-        outer = connection.begin()
-        db.bind_to(flask_app, connection)
-        limiter.reset()
-        try:
-            yield
-        finally:
-            db.session.remove()
-            db.bind_to(flask_app, None)
-            outer.rollback()
-            connection.close()
+    """Every test that uses the app runs in `connection`, unless it asked for `committed`."""
+    if "app" in request.fixturenames and "committed" not in request.fixturenames:
+        request.getfixturevalue("connection")
+        with request.getfixturevalue("app").app_context():
+            limiter.reset()
+    yield
 
 
 @pytest.fixture

@@ -1,0 +1,106 @@
+"""Another organisation's id answers 404 on every route, and the safety net holds beneath.
+
+The walk reads `app.url_map`: a new route with an id argument fails here until ID_MAKERS says
+how to make such a row, so no route can slip past this test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from werkzeug.routing import Rule
+
+from portal import create_app
+from portal.accounts.models import Organisation, User
+from portal.db import db
+from portal.tenancy import NoTenantBound, bind_org, current_org_id, get_in_org
+from tests import factories
+
+# URL argument -> how to make a row of `org` and return the id the URL takes.
+ID_MAKERS: dict[str, Callable[[Organisation], Any]] = {
+    "user_id": lambda org: factories.UserFactory(org=org, name="Victime Secrète").id,
+}
+# Arguments that are not row ids: routes reached by secret token, tested in their own modules.
+NOT_IDS = {"filename", "token"}
+SECRET_NAME = "Victime Secrète"
+
+
+def _rules() -> list[Rule]:
+    app = create_app({"DATABASE_URL": "sqlite://"})  # no I/O: just the URL map
+    return sorted(
+        (r for r in app.url_map.iter_rules() if r.arguments - NOT_IDS),
+        key=lambda r: r.rule,
+    )
+
+
+RULES = _rules()
+
+
+def test_every_route_argument_has_a_maker():
+    unknown = {arg for r in RULES for arg in r.arguments - NOT_IDS if arg not in ID_MAKERS}
+    assert not unknown, f"add these URL arguments to ID_MAKERS: {sorted(unknown)}"
+
+
+def test_routes_with_ids_exist():
+    assert {r.endpoint for r in RULES} >= {"accounts.member", "accounts.member_role"}
+
+
+def _methods(rule: Rule) -> list[str]:
+    return sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+
+
+@pytest.mark.parametrize(
+    ("rule", "method"),
+    [(r, m) for r in RULES for m in _methods(r)],
+    ids=lambda v: v.endpoint if isinstance(v, Rule) else v,
+)
+def test_other_organisation_id_answers_404(rule, method, http, org, other_admin, admin):
+    url = rule.build({arg: ID_MAKERS[arg](org) for arg in rule.arguments}, append_unknown=False)[1]
+    http.login(other_admin)
+    if method == "GET":
+        response = http.get(url)
+    else:
+        response = http.post_form(url, {}, page="/")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 404, f"{method} {url} answered {response.status_code}"
+    assert "Page introuvable" in html
+    assert SECRET_NAME not in html
+
+    # The same URL works for the owner, so the 404 above is about the organisation.
+    owner = http.application.test_client()
+    owner.login(admin)
+    if method == "GET":
+        mine = owner.get(url)
+    else:
+        mine = owner.post_form(url, {}, page="/")
+    assert mine.status_code != 404
+
+
+def test_safety_net_hides_other_tenants_rows_without_any_filter(ctx, org, other_org):
+    mine = factories.UserFactory(org=org, name="Dans mon organisation")
+    theirs = factories.UserFactory(org=other_org, name="Chez les autres")
+    db.session.commit()
+    db.session.expunge_all()  # nothing served from the identity map
+
+    with bind_org(org.id):
+        names = set(db.session.scalars(select(User.name)))
+        assert "Dans mon organisation" in names and "Chez les autres" not in names
+        assert get_in_org(User, theirs.id) is None
+        assert get_in_org(User, "not-a-number") is None
+        # An ORM update aimed at the other tenant touches nothing.
+        db.session.execute(
+            update(User).where(User.id == theirs.id).values(name="Modifié"),
+            execution_options={"synchronize_session": False},
+        )
+        assert current_org_id() == org.id
+    db.session.expunge_all()
+    assert db.session.get(User, theirs.id).name == "Chez les autres"
+    assert db.session.get(User, mine.id).name == "Dans mon organisation"
+
+
+def test_unbound_tenant_helpers_refuse(ctx):
+    with pytest.raises(NoTenantBound):
+        current_org_id()
