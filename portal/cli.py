@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app, url_for
+from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from portal import config
@@ -50,6 +51,7 @@ def _password_link(user_id: int, purpose: str) -> str:
 
 
 @click.command("init")
+@with_appcontext
 def init_command() -> None:
     """Prepare the instance folder for the embedded mode (secret key)."""
     _refuse_in_production("init")
@@ -58,6 +60,7 @@ def init_command() -> None:
 
 
 @click.command("demo")
+@with_appcontext
 def demo_command() -> None:
     """Create (or refresh) the demo organisation and print its logins."""
     from portal.accounts.models import Organisation, OrgKind, Role, User
@@ -105,6 +108,7 @@ def demo_command() -> None:
     default="association",
 )
 @click.option("--contact-email", default=None)
+@with_appcontext
 def create_org_command(name: str, kind: str, contact_email: str | None) -> None:
     """Create an organisation (a tenant) and print its id."""
     from portal.accounts.models import OrgKind
@@ -120,6 +124,7 @@ def create_org_command(name: str, kind: str, contact_email: str | None) -> None:
 @click.argument("email")
 @click.option("--name", required=True)
 @click.option("--role", type=click.Choice(["admin", "agent", "viewer"]), default="agent")
+@with_appcontext
 def create_user_command(org_id: int, email: str, name: str, role: str) -> None:
     """Create a staff account and print its one-time link to set a password."""
     from portal.accounts.models import Organisation, Role
@@ -139,6 +144,7 @@ def create_user_command(org_id: int, email: str, name: str, role: str) -> None:
 
 
 @click.command("storage-init")
+@with_appcontext
 def storage_init_command() -> None:
     """Create the bucket (or folder) if needed and check that storage answers."""
     from portal.storage import StorageError, get_store
