@@ -1,0 +1,86 @@
+"""Through a real browser: the login page, the dashboard, and the page on a phone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from portal.accounts.models import Role
+from portal.db import db
+from tests import factories
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, live_server
+from tests.services import REPO
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def server(app, committed) -> Iterator[tuple[str, object]]:
+    org = factories.OrgFactory(name="Association Navigateur")
+    user = factories.UserFactory(org=org, role=Role.admin, name="Béatrice Navigue", email="beatrice@navigue.example")
+    db.session.commit()
+    committed.append(org.id)
+    with live_server(app) as url:
+        yield url, user
+
+
+def _shot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_login_through_the_real_page_shows_the_dashboard(browser, server):
+    url, user = server
+    page = browser.new_page(locale="fr-FR")
+    page.goto(f"{url}/")
+    expect(page).to_have_url(f"{url}/connexion?next=%2F")
+    expect(page.get_by_role("heading", name="Connexion")).to_be_visible()
+
+    # A wrong password: the French error is announced, and the e-mail field gets focus back.
+    page.get_by_label("Adresse e-mail").fill(user.email)
+    page.get_by_label("Mot de passe").fill("pas le bon mot de passe")
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page.get_by_role("alert")).to_contain_text("Adresse e-mail ou mot de passe incorrect.")
+
+    # Keyboard only: type, Tab, Enter.
+    page.get_by_label("Adresse e-mail").fill(user.email)
+    page.get_by_label("Mot de passe").fill(factories.PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Tableau de bord")).to_be_visible()
+    expect(page.get_by_role("main")).to_contain_text("Bonjour Béatrice Navigue")
+    expect(page.get_by_role("navigation", name="Navigation principale")).to_contain_text("Équipe")
+    assert _shot(page, "dashboard").stat().st_size > 5000
+
+    page.get_by_role("button", name="Se déconnecter").click()
+    expect(page.get_by_role("status")).to_contain_text("Vous êtes déconnecté.")
+    page.close()
+
+
+def test_login_page_fits_a_360px_phone(browser, server):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True)
+    page.goto(f"{url}/connexion")
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0
+    box = page.get_by_role("button", name="Se connecter").bounding_box()
+    assert box and box["height"] >= 44  # a comfortable touch target
+    # Focus is visible: the focused field draws an outline.
+    page.get_by_label("Adresse e-mail").focus()
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+    _shot(page, "login-phone")
+    page.close()
