@@ -79,7 +79,9 @@ def _send(app: Flask, name: str, ids: tuple[int, ...]) -> None:
     if app.config["REDIS_URL"]:
         from rq import Retry
 
-        retry = Retry(max=spec.retries, interval=list(spec.retry_intervals)) if spec.retries else None
+        retry = (
+            Retry(max=spec.retries, interval=list(spec.retry_intervals)) if spec.retries else None
+        )
         queue(app, spec.queue).enqueue(
             name, *ids, job_timeout=spec.timeout, retry=retry, failure_ttl=7 * 24 * 3600
         )

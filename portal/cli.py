@@ -114,7 +114,9 @@ def create_org_command(name: str, kind: str, contact_email: str | None) -> None:
     from portal.accounts.models import OrgKind
     from portal.accounts.operations import create_org
 
-    org = create_org(name, OrgKind(kind), **({"contact_email": contact_email} if contact_email else {}))
+    org = create_org(
+        name, OrgKind(kind), **({"contact_email": contact_email} if contact_email else {})
+    )
     db.session.commit()
     click.echo(f"Organisation {org.id}: {org.name}")
 

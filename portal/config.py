@@ -19,7 +19,7 @@ TESTING = "testing"
 # Values seen in tutorials and .env examples; a production key must be none of them.
 _WEAK_SECRETS = {"", "dev", "secret", "changeme", "change-me", "please-change-me", "pochette"}
 MIN_SECRET_LENGTH = 32
-SECRET_FILE = "secret_key"
+SECRET_FILE = "secret_key"  # noqa: S105 (a file name)
 
 
 class ConfigError(RuntimeError):

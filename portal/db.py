@@ -118,7 +118,9 @@ class Database:
         )
 
     def init_app(self, app: Flask) -> None:
-        app.extensions["pochette.db"] = _Binding(app.config["DATABASE_URL"], app.config["DATABASE_ECHO"])
+        app.extensions["pochette.db"] = _Binding(
+            app.config["DATABASE_URL"], app.config["DATABASE_ECHO"]
+        )
         app.teardown_appcontext(self._remove_session)
 
     def _remove_session(self, _exc: BaseException | None) -> None:

@@ -32,7 +32,10 @@ MESSAGES = {
     ),
     503: (
         _l("Service momentanément indisponible"),
-        _l("Le stockage des documents ne répond pas. Rien n’a été enregistré : réessayez plus tard."),
+        _l(
+            "Le stockage des documents ne répond pas. "
+            "Rien n’a été enregistré : réessayez plus tard."
+        ),
     ),
 }
 

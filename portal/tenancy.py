@@ -15,8 +15,14 @@ from typing import Any, TypeVar
 
 from flask import abort
 from sqlalchemy import ForeignKey, Select, event, select
-from sqlalchemy.orm import Mapped, ORMExecuteState, Session, declared_attr, mapped_column
-from sqlalchemy.orm import with_loader_criteria
+from sqlalchemy.orm import (
+    Mapped,
+    ORMExecuteState,
+    Session,
+    declared_attr,
+    mapped_column,
+    with_loader_criteria,
+)
 
 from portal.db import db
 
@@ -29,7 +35,7 @@ class TenantMixin:
     """Rows that belong to one organisation."""
 
     @declared_attr
-    def org_id(cls) -> Mapped[int]:  # noqa: N805 (SQLAlchemy passes the class)
+    def org_id(cls) -> Mapped[int]:
         return mapped_column(
             ForeignKey("organisations.id", ondelete="CASCADE"), index=True, nullable=False
         )

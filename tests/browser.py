@@ -1,4 +1,4 @@
-"""A live server in a thread and Debian's Chromium driven by Playwright (never `playwright install`)."""
+"""A live server in a thread, and Debian's Chromium for Playwright (never `playwright install`)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,9 @@ class Services:
         directory = Path(tempfile.mkdtemp(prefix="pochette-services-"))
         directory.chmod(0o755)
         script = REPO / "scripts" / "services.sh"
-        subprocess.run(["bash", str(script), "start", str(directory)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["bash", str(script), "start", str(directory)], check=True, stdout=subprocess.DEVNULL
+        )
         self.started_dir = directory
         self.env = _parse_env_file(directory / "env")
 

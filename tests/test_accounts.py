@@ -134,7 +134,9 @@ def test_expired_token_is_refused(ctx, agent):
 def test_role_change_is_journaled_and_last_admin_is_kept(login, admin, agent):
     http = login(admin)
     response = http.post_form(
-        f"/equipe/{agent.id}/role", {"role": "viewer"}, page=f"/equipe/{agent.id}",
+        f"/equipe/{agent.id}/role",
+        {"role": "viewer"},
+        page=f"/equipe/{agent.id}",
         follow_redirects=True,
     )
     assert "Rôle mis à jour." in response.get_data(as_text=True)
@@ -203,9 +205,7 @@ def test_password_change_closes_other_sessions(app, agent):
 
 def test_language_choice_is_stored_per_user(login, agent):
     http = login(agent)
-    http.post_form(
-        "/compte/langue", {"locale": "en"}, page="/compte"
-    )
+    http.post_form("/compte/langue", {"locale": "en"}, page="/compte")
     db.session.refresh(agent)
     assert agent.locale == "en"
     assert "Dashboard" in http.get("/").get_data(as_text=True)

@@ -87,7 +87,11 @@ def test_real_rq_worker_runs_the_job_against_committed_rows(app, settings, commi
     }
     run = subprocess.run(
         [sys.executable, "-m", "worker", "--burst"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr
     assert _queued(app) == 0
@@ -96,7 +100,10 @@ def test_real_rq_worker_runs_the_job_against_committed_rows(app, settings, commi
     engine = create_engine(settings["DATABASE_URL"])
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT actor, target, data FROM audit_events WHERE action = 'worker.ping' AND org_id = :o"),
+            text(
+                "SELECT actor, target, data FROM audit_events"
+                " WHERE action = 'worker.ping' AND org_id = :o"
+            ),
             {"o": org.id},
         ).all()
     engine.dispose()
@@ -122,7 +129,9 @@ def test_inline_mode_runs_the_job_after_commit(settings, connection):
 def _events(org_id: int) -> list[AuditEvent]:
     return list(
         db.session.scalars(
-            select(AuditEvent).where(AuditEvent.org_id == org_id, AuditEvent.action == "worker.ping")
+            select(AuditEvent).where(
+                AuditEvent.org_id == org_id, AuditEvent.action == "worker.ping"
+            )
         )
     )
 

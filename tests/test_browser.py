@@ -29,7 +29,9 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def server(app, committed) -> Iterator[tuple[str, object]]:
     org = factories.OrgFactory(name="Association Navigateur")
-    user = factories.UserFactory(org=org, role=Role.admin, name="Béatrice Navigue", email="beatrice@navigue.example")
+    user = factories.UserFactory(
+        org=org, role=Role.admin, name="Béatrice Navigue", email="beatrice@navigue.example"
+    )
     db.session.commit()
     committed.append(org.id)
     with live_server(app) as url:
@@ -72,9 +74,13 @@ def test_login_through_the_real_page_shows_the_dashboard(browser, server):
 
 def test_login_page_fits_a_360px_phone(browser, server):
     url, _ = server
-    page = browser.new_page(viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True)
+    page = browser.new_page(
+        viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True
+    )
     page.goto(f"{url}/connexion")
-    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
     assert overflow <= 0
     box = page.get_by_role("button", name="Se connecter").bounding_box()
     assert box and box["height"] >= 44  # a comfortable touch target

@@ -52,16 +52,28 @@ def test_create_org_and_user_print_a_working_password_link(app, ctx, http):
     org_id = int(re.search(r"Organisation (\d+): CCAS de Rivière", made.output).group(1))
 
     user = runner.invoke(
-        args=["create-user", str(org_id), "Directrice@Riviere.example", "--name", "Dora", "--role", "admin"]
+        args=[
+            "create-user",
+            str(org_id),
+            "Directrice@Riviere.example",
+            "--name",
+            "Dora",
+            "--role",
+            "admin",
+        ]
     )
     assert user.exit_code == 0, user.output
     link = re.search(r"http://localhost(/mot-de-passe/\S+)", user.output).group(1)
-    http.post_form(link, {"password": "le fleuve est long", "confirm": "le fleuve est long"}, page=link)
+    http.post_form(
+        link, {"password": "le fleuve est long", "confirm": "le fleuve est long"}, page=link
+    )
     dora = db.session.scalar(select(User).where(User.email == "directrice@riviere.example"))
     assert dora.org_id == org_id
     http.login(dora, "le fleuve est long")
 
-    duplicate = runner.invoke(args=["create-user", str(org_id), "directrice@riviere.example", "--name", "D"])
+    duplicate = runner.invoke(
+        args=["create-user", str(org_id), "directrice@riviere.example", "--name", "D"]
+    )
     assert duplicate.exit_code != 0 and "existe déjà" in duplicate.output
     missing = runner.invoke(args=["create-user", "999999", "x@y.example", "--name", "X"])
     assert missing.exit_code != 0 and "no organisation with id 999999" in missing.output

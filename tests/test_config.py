@@ -53,7 +53,12 @@ def test_factory_does_no_io(tmp_path, monkeypatch):
     target = tmp_path / "nested" / "pochette.db"
     store = tmp_path / "store"
     monkeypatch.chdir(tmp_path)
-    app = create_app({"DATABASE_URL": f"sqlite:///{target}", "STORAGE_URL": f"file://{store}",
-                      "REDIS_URL": "redis://127.0.0.1:1/0"})
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{target}",
+            "STORAGE_URL": f"file://{store}",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+        }
+    )
     assert app.url_map  # built
     assert list(tmp_path.iterdir()) == []  # no database, folder, storage or secret created

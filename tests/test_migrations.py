@@ -38,7 +38,9 @@ def test_upgrade_downgrade_upgrade_on_a_fresh_postgresql_database(settings):
             flask_migrate.downgrade(revision="base")
             assert set(inspect(db.engine).get_table_names()) == {"alembic_version"}
             flask_migrate.upgrade()
-            assert {"users", "organisations", "audit_events"} <= set(inspect(db.engine).get_table_names())
+            assert {"users", "organisations", "audit_events"} <= set(
+                inspect(db.engine).get_table_names()
+            )
             db.engine.dispose()
     finally:
         with admin.connect() as conn:

@@ -75,7 +75,9 @@ def test_viewer_and_agent_cannot_reach_admin_pages(app, viewer, agent, admin):
 
 def test_session_cookie_flags(app, http, admin):
     response = http.post_form("/connexion", {"email": admin.email, "password": factories.PASSWORD})
-    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("pochette_session="))
+    cookie = next(
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith("pochette_session=")
+    )
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
     assert "Secure" not in cookie  # plain-HTTP test server
@@ -83,7 +85,9 @@ def test_session_cookie_flags(app, http, admin):
     app.config["SESSION_COOKIE_SECURE"] = True
     try:
         secure = app.test_client().get("/connexion")
-        cookie = next(c for c in secure.headers.getlist("Set-Cookie") if c.startswith("pochette_session="))
+        cookie = next(
+            c for c in secure.headers.getlist("Set-Cookie") if c.startswith("pochette_session=")
+        )
     finally:
         app.config["SESSION_COOKIE_SECURE"] = False
     assert "Secure" in cookie and "HttpOnly" in cookie
@@ -101,7 +105,14 @@ def test_security_headers(http):
 def test_passwords_are_argon2id_and_verified(ctx, org):
     from portal.accounts.operations import add_user
 
-    user = add_user(org, "test", email="hash@ex.example", name="H", role=Role.agent, password="une phrase longue")
+    user = add_user(
+        org,
+        "test",
+        email="hash@ex.example",
+        name="H",
+        role=Role.agent,
+        password="une phrase longue",
+    )
     assert user.password_hash.startswith("$argon2id$")
     assert "une phrase longue" not in user.password_hash
     assert verify_password(user.password_hash, "une phrase longue")

@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField, SubmitField
+from wtforms.fields import SelectChoice
 from wtforms.validators import Email, EqualTo, InputRequired, Length, ValidationError
 
 from portal.accounts.models import Role
@@ -15,8 +16,8 @@ ROLE_LABELS = {
 }
 
 
-def role_choices() -> list[tuple[str, object]]:
-    return [(role.value, label) for role, label in ROLE_LABELS.items()]
+def role_choices() -> list[SelectChoice]:
+    return [SelectChoice(role.value, label) for role, label in ROLE_LABELS.items()]
 
 
 class LoginForm(FlaskForm):
@@ -104,6 +105,7 @@ class ActionForm(FlaskForm):
 
 class LocaleForm(FlaskForm):
     locale = SelectField(
-        _l("Langue de l’interface"), choices=[("fr", "Français"), ("en", "English")]
+        _l("Langue de l’interface"),
+        choices=[SelectChoice("fr", "Français"), SelectChoice("en", "English")],
     )
     submit = SubmitField(_l("Enregistrer"))

@@ -96,7 +96,7 @@ class User(TenantMixin, Base):
 
 class TokenPurpose(enum.StrEnum):
     invitation = "invitation"
-    password_reset = "password_reset"
+    password_reset = "password_reset"  # noqa: S105 (a purpose, not a password)
 
 
 class UserToken(TenantMixin, Base):

@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from portal import audit
 from portal.accounts.models import Organisation, OrgKind, Role, TokenPurpose, User, UserToken
 from portal.db import db, utcnow
-from portal.tenancy import across_orgs
 from portal.security import (
     hash_password,
     new_token,
@@ -18,6 +17,7 @@ from portal.security import (
     token_digest,
     verify_password,
 )
+from portal.tenancy import across_orgs
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 256
@@ -172,7 +172,9 @@ def change_role(actor: User, user: User, role: Role) -> None:
         return
     if user.role == Role.admin and user.active and _active_admins(user.org_id) <= 1:
         raise AccountError(_l("L’organisation doit garder au moins un administrateur actif."))
-    audit.record(user.org_id, actor.ref, "user.role_changed", user.ref, old=user.role.value, new=role.value)
+    audit.record(
+        user.org_id, actor.ref, "user.role_changed", user.ref, old=user.role.value, new=role.value
+    )
     user.role = role
 
 

@@ -193,9 +193,7 @@ def _send_invitation(user: User, token: str) -> None:
     mail.send(
         user.email,
         _("Votre accès à Pochette"),
-        render_template(
-            "accounts/invitation.txt", user=user, org=user.org, link=link, hours=hours
-        ),
+        render_template("accounts/invitation.txt", user=user, org=user.org, link=link, hours=hours),
     )
 
 
