@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import re
 import secrets
 
 from argon2 import PasswordHasher
@@ -48,6 +50,30 @@ def digests_match(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+# URL prefixes whose next path segment is a secret token (one-time links, later upload links).
+TOKEN_PATH_PREFIXES: tuple[str, ...] = ("/mot-de-passe/",)
+
+
+class RedactTokens(logging.Filter):
+    """Access logs (werkzeug, gunicorn) must not keep the tokens that travel in URLs."""
+
+    def __init__(self, prefixes: tuple[str, ...] = TOKEN_PATH_PREFIXES) -> None:
+        super().__init__()
+        alternatives = "|".join(re.escape(p) for p in prefixes)
+        self.pattern = re.compile(rf"({alternatives})[^\s/?\"]+")
+
+    def _clean(self, value: object) -> object:
+        return self.pattern.sub(r"\1[caché]", value) if isinstance(value, str) else value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._clean(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._clean(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: self._clean(v) for k, v in record.args.items()}
+        return True
+
+
 def _headers(response: Response) -> Response:
     h = response.headers
     h.setdefault(
@@ -70,5 +96,9 @@ def _hsts(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     app.after_request(_headers)
+    for name in ("werkzeug", "gunicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
     if app.config["SESSION_COOKIE_SECURE"]:
         app.after_request(_hsts)

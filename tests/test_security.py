@@ -164,3 +164,23 @@ def test_user_emails_are_unique_across_organisations(ctx, admin, other_org):
     with pytest.raises(AccountError):
         add_user(other_org, "test", email=admin.email.upper(), name="X", role=Role.agent)
     assert db.session.scalar(select(User).where(User.name == "X")) is None
+
+
+def test_access_logs_do_not_keep_url_tokens():
+    import logging
+
+    from portal.security import RedactTokens
+
+    record = logging.LogRecord(
+        "werkzeug",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - - "%s" %s',
+        ("127.0.0.1", "GET /mot-de-passe/AbC123_secret-token?x=1 HTTP/1.1", "200"),
+        None,
+    )
+    assert RedactTokens().filter(record)
+    line = record.getMessage()
+    assert "AbC123_secret-token" not in line
+    assert "GET /mot-de-passe/[caché]?x=1 HTTP/1.1" in line
