@@ -62,3 +62,12 @@ def test_factory_does_no_io(tmp_path, monkeypatch):
     )
     assert app.url_map  # built
     assert list(tmp_path.iterdir()) == []  # no database, folder, storage or secret created
+
+
+def test_app_refuses_to_start_in_production_with_a_weak_key(monkeypatch):
+    monkeypatch.setenv("POCHETTE_ENV", "production")
+    monkeypatch.setenv("POCHETTE_SECRET_KEY", "changeme")
+    with pytest.raises(ConfigError, match="too weak"):
+        create_app()
+    monkeypatch.setenv("POCHETTE_SECRET_KEY", STRONG)
+    assert create_app().config["SESSION_COOKIE_SECURE"] is True
