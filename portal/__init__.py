@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, g
 from flask_login import current_user
 
 from portal import background, config, errors, security, storage, tenancy
@@ -76,11 +76,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
         # formdata=None: never parse the request body here (it may be what failed, e.g. 413).
         return {"logout_form": ActionForm(formdata=None), "lang": _locale()}
-
-    @app.after_request
-    def _vary(response: Response) -> Response:
-        if request.endpoint != "static":
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
 
     return app

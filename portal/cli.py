@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
 from pathlib import Path
 
 import click
-from flask import Flask, current_app, url_for
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
@@ -35,19 +34,6 @@ def ensure_secret_file(instance: Path) -> bool:
     path.write_text(secrets.token_urlsafe(48))
     path.chmod(0o600)
     return True
-
-
-def _password_link(user_id: int, purpose: str) -> str:
-    from portal.accounts.models import TokenPurpose, User
-    from portal.accounts.operations import issue_token
-
-    user = db.session.get(User, user_id)
-    assert user is not None
-    hours = current_app.config["INVITATION_TTL_HOURS"]
-    token = issue_token(user, TokenPurpose(purpose), timedelta(hours=hours))
-    with current_app.test_request_context():
-        path = url_for("accounts.set_password", token=token)
-    return current_app.config["PUBLIC_URL"] + path
 
 
 @click.command("init")
@@ -129,8 +115,9 @@ def create_org_command(name: str, kind: str, contact_email: str | None) -> None:
 @with_appcontext
 def create_user_command(org_id: int, email: str, name: str, role: str) -> None:
     """Create a staff account and print its one-time link to set a password."""
-    from portal.accounts.models import Organisation, Role
+    from portal.accounts.models import Organisation, Role, TokenPurpose
     from portal.accounts.operations import AccountError, add_user
+    from portal.accounts.views import new_password_link
 
     org = db.session.get(Organisation, org_id)
     if org is None:
@@ -139,7 +126,7 @@ def create_user_command(org_id: int, email: str, name: str, role: str) -> None:
         user = add_user(org, "system", email=email, name=name, role=Role(role))
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
-    link = _password_link(user.id, "invitation")
+    link = new_password_link(user, TokenPurpose.invitation)
     db.session.commit()
     click.echo(f"User {user.id} ({role}) in {org.name}. Password link (shown once):")
     click.echo(link)

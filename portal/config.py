@@ -36,7 +36,8 @@ def _bool(value: str | None, default: bool) -> bool:
     raise ConfigError(f"not a boolean: {value!r} (use 1/0, true/false, yes/no)")
 
 
-def _int(name: str, value: str | None, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
     if value is None or value == "":
         return default
     try:
@@ -85,7 +86,7 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
     redis_url = get("POCHETTE_REDIS_URL") or None
     https = _bool(get("POCHETTE_HTTPS"), default=production)
     smtp_host = get("POCHETTE_SMTP_HOST") or None
-    max_upload_mb = _int("POCHETTE_MAX_UPLOAD_MB", get("POCHETTE_MAX_UPLOAD_MB"), 20)
+    max_upload_mb = _int(env, "POCHETTE_MAX_UPLOAD_MB", 20)
 
     return {
         "ENV_NAME": mode,
@@ -100,14 +101,8 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "S3_ACCESS_KEY_ID": get("AWS_ACCESS_KEY_ID") or None,
         "S3_SECRET_ACCESS_KEY": get("AWS_SECRET_ACCESS_KEY") or None,
         "S3_ADDRESSING_STYLE": get("POCHETTE_S3_ADDRESSING_STYLE") or "path",
-        "S3_MULTIPART_THRESHOLD": _int(
-            "POCHETTE_S3_MULTIPART_MB", get("POCHETTE_S3_MULTIPART_MB"), 8
-        )
-        * 1024
-        * 1024,
-        "PRESIGN_EXPIRY_SECONDS": _int(
-            "POCHETTE_PRESIGN_EXPIRY_SECONDS", get("POCHETTE_PRESIGN_EXPIRY_SECONDS"), 300
-        ),
+        "S3_MULTIPART_THRESHOLD": _int(env, "POCHETTE_S3_MULTIPART_MB", 8) * 1024 * 1024,
+        "PRESIGN_EXPIRY_SECONDS": _int(env, "POCHETTE_PRESIGN_EXPIRY_SECONDS", 300),
         # Jobs run inline after the commit when no Redis is configured.
         "REDIS_URL": redis_url,
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
@@ -117,15 +112,13 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "LOGIN_LIMIT_PER_ACCOUNT": get("POCHETTE_LOGIN_LIMIT_PER_ACCOUNT") or "5 per 15 minutes",
         # Mail: printed on the console unless an SMTP host is set.
         "SMTP_HOST": smtp_host,
-        "SMTP_PORT": _int("POCHETTE_SMTP_PORT", get("POCHETTE_SMTP_PORT"), 587),
+        "SMTP_PORT": _int(env, "POCHETTE_SMTP_PORT", 587),
         "SMTP_USER": get("POCHETTE_SMTP_USER") or None,
         "SMTP_PASSWORD": get("POCHETTE_SMTP_PASSWORD") or None,
         "SMTP_STARTTLS": _bool(get("POCHETTE_SMTP_STARTTLS"), default=True),
         "MAIL_FROM": get("POCHETTE_MAIL_FROM") or "Pochette <ne-pas-repondre@pochette.invalid>",
         "PUBLIC_URL": (get("POCHETTE_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
-        "INVITATION_TTL_HOURS": _int(
-            "POCHETTE_INVITATION_TTL_HOURS", get("POCHETTE_INVITATION_TTL_HOURS"), 72
-        ),
+        "INVITATION_TTL_HOURS": _int(env, "POCHETTE_INVITATION_TTL_HOURS", 72),
         "MAX_CONTENT_LENGTH": max_upload_mb * 1024 * 1024,
         # Cookies and sessions.
         "SESSION_COOKIE_NAME": "pochette_session",
@@ -134,10 +127,7 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "SESSION_COOKIE_SECURE": https,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": https,
-        "PERMANENT_SESSION_LIFETIME": _int(
-            "POCHETTE_SESSION_HOURS", get("POCHETTE_SESSION_HOURS"), 10
-        )
-        * 3600,
+        "PERMANENT_SESSION_LIFETIME": _int(env, "POCHETTE_SESSION_HOURS", 10) * 3600,
         "PREFERRED_URL_SCHEME": "https" if https else "http",
         "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead, which already expires
         # Interface languages: French first.

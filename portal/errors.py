@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, render_template, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
@@ -63,8 +63,7 @@ def _storage_down(exc: StorageUnavailable) -> tuple[str | dict[str, object], int
 
 
 def _unexpected(exc: Exception) -> tuple[str | dict[str, object], int]:
-    if isinstance(exc, HTTPException):
-        return _http_error(exc)  # type: ignore[return-value]
+    # HTTPExceptions never get here: Flask picks the more specific handler above.
     log.exception("unhandled error on %s %s", request.method, request.endpoint)
     return render_error(InternalServerError.code)
 
@@ -73,9 +72,3 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StorageUnavailable, _storage_down)
     app.register_error_handler(Exception, _unexpected)
-
-    @app.after_request
-    def _no_store_errors(response: Response) -> Response:
-        if response.status_code >= 400:
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response

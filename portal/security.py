@@ -10,7 +10,7 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 TOKEN_BYTES = 24  # 192 bits; tokens travel in URLs, so url-safe base64
 
@@ -86,6 +86,9 @@ def _headers(response: Response) -> Response:
     h.setdefault("Referrer-Policy", "same-origin")
     h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     h.setdefault("Permissions-Policy", "geolocation=(), microphone=(), payment=()")
+    # Pages hold personal data: no cache keeps them, only static assets may be cached.
+    if request.endpoint != "static" or response.status_code >= 400:
+        h.setdefault("Cache-Control", "no-store")
     return response
 
 

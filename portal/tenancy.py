@@ -9,7 +9,7 @@ Requests bind the logged-in user's organisation; jobs and commands bind one expl
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -57,8 +57,7 @@ def bound_org_id() -> int | None:
 
 
 @contextmanager
-def bind_org(org_id: int) -> Iterator[None]:
-    """Run a block (a job, a command, a request) as organisation `org_id`."""
+def _bound(org_id: int | None) -> Iterator[None]:
     token = _bound_org.set(org_id)
     try:
         yield
@@ -66,14 +65,14 @@ def bind_org(org_id: int) -> Iterator[None]:
         _bound_org.reset(token)
 
 
-@contextmanager
-def across_orgs() -> Iterator[None]:
+def bind_org(org_id: int) -> AbstractContextManager[None]:
+    """Run a block (a job, a command) as organisation `org_id`."""
+    return _bound(org_id)
+
+
+def across_orgs() -> AbstractContextManager[None]:
     """Lift the safety net for a check that is global by nature (e-mail uniqueness)."""
-    token = _bound_org.set(None)
-    try:
-        yield
-    finally:
-        _bound_org.reset(token)
+    return _bound(None)
 
 
 def bind(org_id: int | None) -> Any:

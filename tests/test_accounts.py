@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from portal.accounts.models import Role, TokenPurpose, User, UserToken
-from portal.accounts.operations import AccountError, change_role, issue_token, set_active
+from portal.accounts.operations import (
+    AccountError,
+    change_role,
+    find_token,
+    issue_token,
+    set_active,
+)
 from portal.audit import AuditEvent
 from portal.db import db
 from tests import factories
@@ -122,12 +130,8 @@ def test_invitation_refuses_an_email_already_used(login, admin, other_admin):
 
 
 def test_expired_token_is_refused(ctx, agent):
-    from datetime import timedelta
-
     token = issue_token(agent, TokenPurpose.password_reset, timedelta(seconds=-1))
     db.session.commit()
-    from portal.accounts.operations import find_token
-
     assert find_token(token) is None
 
 
@@ -176,8 +180,6 @@ def test_deactivated_user_cannot_log_in_and_loses_open_session(app, admin, agent
 
 
 def test_admin_cannot_deactivate_self(ctx, admin):
-    import pytest
-
     with pytest.raises(AccountError, match="propre compte"):
         set_active(admin, admin, False)
     with pytest.raises(AccountError, match="administrateur"):

@@ -110,8 +110,17 @@ def test_real_rq_worker_runs_the_job_against_committed_rows(app, settings, commi
     assert len(rows) == 1
     actor, target, data = rows[0]
     assert (actor, target) == ("worker", f"org:{org.id}")
-    pid = data["pid"] if isinstance(data, dict) else __import__("json").loads(data)["pid"]
-    assert pid != os.getpid()  # it ran in the worker, not here
+    assert data["pid"] != os.getpid()  # it ran in the worker, not here
+
+
+def _events(org_id: int) -> list[AuditEvent]:
+    return list(
+        db.session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.org_id == org_id, AuditEvent.action == "worker.ping"
+            )
+        )
+    )
 
 
 def test_inline_mode_runs_the_job_after_commit(settings, connection):
@@ -124,16 +133,6 @@ def test_inline_mode_runs_the_job_after_commit(settings, connection):
         db.session.commit()
         events = _events(org.id)
     assert len(events) == 1 and events[0].data["pid"] == os.getpid()
-
-
-def _events(org_id: int) -> list[AuditEvent]:
-    return list(
-        db.session.scalars(
-            select(AuditEvent).where(
-                AuditEvent.org_id == org_id, AuditEvent.action == "worker.ping"
-            )
-        )
-    )
 
 
 def test_inline_job_failure_does_not_break_the_commit(settings, connection, caplog):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from sqlalchemy import select
 
+from portal import audit
 from portal.accounts.models import Role, User
-from portal.audit import AuditEvent
+from portal.accounts.operations import AccountError, add_user
+from portal.audit import AppendOnlyError, AuditEvent
 from portal.db import db
-from portal.security import new_token, token_digest, verify_password
+from portal.security import RedactTokens, new_token, token_digest, verify_password
 from tests import factories
 
 
@@ -103,8 +108,6 @@ def test_security_headers(http):
 
 
 def test_passwords_are_argon2id_and_verified(ctx, org):
-    from portal.accounts.operations import add_user
-
     user = add_user(
         org,
         "test",
@@ -139,11 +142,6 @@ def test_journal_has_no_email_or_password(http, admin):
 
 
 def test_audit_journal_is_append_only(ctx, admin):
-    import pytest
-
-    from portal import audit
-    from portal.audit import AppendOnlyError
-
     event = audit.record(admin.org_id, admin.ref, "test.event")
     db.session.commit()
     event.action = "changed"
@@ -157,20 +155,12 @@ def test_audit_journal_is_append_only(ctx, admin):
 
 
 def test_user_emails_are_unique_across_organisations(ctx, admin, other_org):
-    import pytest
-
-    from portal.accounts.operations import AccountError, add_user
-
     with pytest.raises(AccountError):
         add_user(other_org, "test", email=admin.email.upper(), name="X", role=Role.agent)
     assert db.session.scalar(select(User).where(User.name == "X")) is None
 
 
 def test_access_logs_do_not_keep_url_tokens():
-    import logging
-
-    from portal.security import RedactTokens
-
     record = logging.LogRecord(
         "werkzeug",
         logging.INFO,

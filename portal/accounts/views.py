@@ -12,6 +12,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    has_request_context,
     redirect,
     render_template,
     request,
@@ -187,18 +188,25 @@ def team() -> str:
     return render_template("accounts/team.html", users=users, roles=ROLE_LABELS)
 
 
-def _send_invitation(user: User, token: str) -> None:
-    link = current_app.config["PUBLIC_URL"] + url_for("accounts.set_password", token=token)
+def new_password_link(user: User, purpose: TokenPurpose) -> str:
+    """Issue a one-time token and return the absolute link that spends it (views and CLI)."""
+    hours = current_app.config["INVITATION_TTL_HOURS"]
+    token = issue_token(user, purpose, timedelta(hours=hours))
+    if has_request_context():
+        path = url_for("accounts.set_password", token=token)
+    else:
+        with current_app.test_request_context():
+            path = url_for("accounts.set_password", token=token)
+    return current_app.config["PUBLIC_URL"] + path
+
+
+def _send_invitation(user: User, link: str) -> None:
     hours = current_app.config["INVITATION_TTL_HOURS"]
     mail.send(
         user.email,
         _("Votre accès à Pochette"),
         render_template("accounts/invitation.txt", user=user, org=user.org, link=link, hours=hours),
     )
-
-
-def _invitation_ttl() -> timedelta:
-    return timedelta(hours=current_app.config["INVITATION_TTL_HOURS"])
 
 
 @bp.route("/equipe/inviter", methods=["GET", "POST"])
@@ -218,9 +226,9 @@ def invite() -> str | Response:
         except AccountError as exc:
             form.email.errors.append(exc.message)
         else:
-            token = issue_token(user, TokenPurpose.invitation, _invitation_ttl())
+            link = new_password_link(user, TokenPurpose.invitation)
             db.session.commit()
-            _send_invitation(user, token)
+            _send_invitation(user, link)
             flash(_("Invitation envoyée à %(email)s.", email=user.email), "success")
             return redirect(url_for("accounts.member", user_id=user.id))
     return render_template("accounts/invite.html", form=form)
@@ -294,9 +302,9 @@ def member_reinvite(user_id: int) -> Response:
         if not user.active:
             flash(_("Réactivez d’abord ce compte."), "error")
         else:
-            token = issue_token(user, TokenPurpose.password_reset, _invitation_ttl())
+            link = new_password_link(user, TokenPurpose.password_reset)
             audit.record(user.org_id, current_user.ref, "user.link_sent", user.ref)
             db.session.commit()
-            _send_invitation(user, token)
+            _send_invitation(user, link)
             flash(_("Nouveau lien envoyé à %(email)s.", email=user.email), "success")
     return redirect(url_for("accounts.member", user_id=user.id))
