@@ -7,13 +7,14 @@ savepoints that roll back.
 
 from __future__ import annotations
 
+import enum
 import os
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from flask.globals import app_ctx
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -29,6 +30,11 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def str_enum(cls: type[enum.Enum], name: str) -> Enum:
+    """A string enum stored as VARCHAR + CHECK: adding a value later is a small migration."""
+    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=20)
 
 
 def utcnow() -> datetime:

@@ -6,6 +6,7 @@ import factory
 from factory.alchemy import SQLAlchemyModelFactory
 
 from portal.accounts.models import Organisation, OrgKind, Role, User
+from portal.clients.models import Client, ClientKind
 from portal.db import db
 from portal.security import hash_password
 
@@ -39,3 +40,17 @@ class UserFactory(_Base):
     role = Role.agent
     password_hash = _PASSWORD_HASH
     active = True
+
+
+class ClientFactory(_Base):
+    class Meta:
+        model = Client
+
+    org = factory.SubFactory(OrgFactory)
+    reference = factory.Sequence(lambda n: f"U-{n:05d}")
+    first_name = factory.Sequence(lambda n: f"Prénom{n}")
+    last_name = factory.Sequence(lambda n: f"Nom{n}")
+    postcode = "75011"
+    departement = "75"
+    kind = ClientKind.person
+    household_size = 1

@@ -4,10 +4,10 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKeyConstraint, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKeyConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.db import Base, UTCDateTime, utcnow
+from portal.db import Base, UTCDateTime, str_enum, utcnow
 from portal.tenancy import TenantMixin
 
 
@@ -33,17 +33,14 @@ class Role(enum.StrEnum):
         return self.rank >= needed.rank
 
 
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    # Stored as VARCHAR + CHECK: adding a value later is a small migration on every backend.
-    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=20)
-
-
 class Organisation(Base):
     __tablename__ = "organisations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[OrgKind] = mapped_column(_enum(OrgKind, "org_kind"), default=OrgKind.association)
+    kind: Mapped[OrgKind] = mapped_column(
+        str_enum(OrgKind, "org_kind"), default=OrgKind.association
+    )
     contact_email: Mapped[str | None] = mapped_column(String(254))
     contact_phone: Mapped[str | None] = mapped_column(String(40))
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -58,7 +55,7 @@ class User(TenantMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-case
     name: Mapped[str] = mapped_column(String(120))
-    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), default=Role.agent)
+    role: Mapped[Role] = mapped_column(str_enum(Role, "user_role"), default=Role.agent)
     # Null until the person sets a password through the invitation link.
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
@@ -86,8 +83,8 @@ class User(TenantMixin, Base):
     def get_id(self) -> str:
         return f"{self.id}.{self.session_version}"
 
-    def can(self, needed: Role) -> bool:
-        return self.role.allows(needed)
+    def can(self, needed: Role | str) -> bool:
+        return self.role.allows(Role(needed))
 
     @property
     def ref(self) -> str:
@@ -112,7 +109,7 @@ class UserToken(TenantMixin, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(index=True)
-    purpose: Mapped[TokenPurpose] = mapped_column(_enum(TokenPurpose, "token_purpose"))
+    purpose: Mapped[TokenPurpose] = mapped_column(str_enum(TokenPurpose, "token_purpose"))
     token_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,153 @@
+"""The person an organisation serves, and the few facts about him that procedures depend on.
+
+The situation columns are typed (not a JSON bag) because the catalog's conditions, the deadline
+rules and the recurring-case generator all read them, and the dashboard filters on some.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.accounts.models import Organisation, User
+from portal.db import Base, UTCDateTime, str_enum, utcnow
+from portal.tenancy import TenantMixin
+
+
+class ClientKind(enum.StrEnum):
+    person = "person"
+    micro_entrepreneur = "micro_entrepreneur"
+
+
+class Activity(enum.StrEnum):
+    """Micro-entrepreneur activity category, as URSSAF and the 2042-C-PRO split it."""
+
+    vente = "vente"
+    services_bic = "services_bic"
+    bnc = "bnc"
+    bnc_cipav = "bnc_cipav"
+
+
+class Periodicity(enum.StrEnum):
+    monthly = "monthly"
+    quarterly = "quarterly"
+
+
+# The version of the consent text shown to staff and clients; bump it when the text changes.
+CONSENT_VERSION = "2026-11"
+
+
+class Client(TenantMixin, Base):
+    __tablename__ = "clients"
+    __table_args__ = (
+        UniqueConstraint("org_id", "id"),
+        UniqueConstraint("org_id", "reference"),
+        ForeignKeyConstraint(
+            ["org_id", "assigned_user_id"],
+            ["users.org_id", "users.id"],
+            name="fk_clients_assigned_user",
+        ),
+        CheckConstraint("household_size >= 1 AND household_size <= 20", name="household_size"),
+        CheckConstraint("caf_dtr_cycle IN (1, 2, 3)", name="caf_dtr_cycle"),
+        Index("ix_clients_org_id_last_name", "org_id", "last_name", "first_name"),
+        Index("ix_clients_org_id_assigned_user_id", "org_id", "assigned_user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The organisation's own reference (file number); unique within the organisation.
+    reference: Mapped[str] = mapped_column(String(40))
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    birth_on: Mapped[date | None]
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    address: Mapped[str | None] = mapped_column(String(300))
+    postcode: Mapped[str | None] = mapped_column(String(5))
+    # Derived from the postcode on every save (impôts zone, Alsace-Moselle holidays).
+    departement: Mapped[str | None] = mapped_column(String(3))
+
+    kind: Mapped[ClientKind] = mapped_column(
+        str_enum(ClientKind, "client_kind"), default=ClientKind.person
+    )
+    activity: Mapped[Activity | None] = mapped_column(str_enum(Activity, "client_activity"))
+    periodicity: Mapped[Periodicity | None] = mapped_column(
+        str_enum(Periodicity, "client_periodicity")
+    )
+    versement_liberatoire: Mapped[bool] = mapped_column(default=False)
+    activity_started_on: Mapped[date | None]
+    household_size: Mapped[int] = mapped_column(SmallInteger, default=1)
+    receives_rsa: Mapped[bool] = mapped_column(default=False)
+    receives_prime_activite: Mapped[bool] = mapped_column(default=False)
+    # 1: DTR in Jan/Apr/Jul/Oct, 2: Feb/May/Aug/Nov, 3: Mar/Jun/Sep/Dec (set by each CAF).
+    caf_dtr_cycle: Mapped[int | None] = mapped_column(SmallInteger)
+    c2s_rights_end_on: Mapped[date | None]
+    jobseeker: Mapped[bool] = mapped_column(default=False)
+    # The client refused reminder e-mails.
+    no_email: Mapped[bool] = mapped_column(default=False)
+
+    assigned_user_id: Mapped[int | None] = mapped_column()
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    consent_version: Mapped[str | None] = mapped_column(String(20))
+    consent_by: Mapped[str | None] = mapped_column(String(64))  # "user:12" or "link:3"
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    org: Mapped[Organisation] = relationship()
+    assigned_user: Mapped[User | None] = relationship(
+        foreign_keys=[assigned_user_id],
+        primaryjoin="and_(Client.assigned_user_id == User.id, Client.org_id == User.org_id)",
+        viewonly=True,
+    )
+
+    @property
+    def ref(self) -> str:
+        return f"client:{self.id}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def has_consent(self) -> bool:
+        return self.consent_at is not None
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
+
+    def age_on(self, day: date) -> int | None:
+        if self.birth_on is None:
+            return None
+        before_birthday = (day.month, day.day) < (self.birth_on.month, self.birth_on.day)
+        return day.year - self.birth_on.year - before_birthday
+
+    def situation(self, today: date | None = None) -> dict[str, Any]:
+        """The facts the catalog's conditions and the deadline rules may read (one vocabulary)."""
+        age = self.age_on(today or date.today())
+        return {
+            "kind": self.kind.value if self.kind else None,
+            "activity": self.activity.value if self.activity else None,
+            "periodicity": self.periodicity.value if self.periodicity else None,
+            "versement_liberatoire": bool(self.versement_liberatoire),
+            "household_size": self.household_size or 1,
+            "departement": self.departement,
+            "caf_dtr_cycle": self.caf_dtr_cycle,
+            "receives_rsa": bool(self.receives_rsa),
+            "receives_prime_activite": bool(self.receives_prime_activite),
+            "c2s_rights_end_on": self.c2s_rights_end_on,
+            "jobseeker": bool(self.jobseeker),
+            "activity_started_on": self.activity_started_on,
+            "is_minor": age is not None and age < 18,
+        }
