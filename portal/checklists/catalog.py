@@ -1,0 +1,854 @@
+"""The procedure catalog: one YAML file per procedure, validated into frozen dataclasses.
+
+Every fact the portal shows (deadline rules, boxes, rates, steps) lives in
+``portal/checklists/catalog/<code>.yaml`` so a new year or a new screen is a data change. The
+loader is strict on purpose: an unknown key, a misspelt tag or an impossible date stops the app
+at start-up with ``<file>: <field path>: <reason>`` rather than silently dropping an item from a
+client's checklist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from portal.checklists.conditions import (
+    ANSWERS_PREFIX,
+    CatalogError,
+    Condition,
+    evaluate,
+    parse,
+)
+
+__all__ = [
+    "CATALOG_DIR",
+    "TAGS",
+    "TO_CONFIRM_TAGS",
+    "Catalog",
+    "CatalogError",
+    "DeadlineRule",
+    "DocumentSpec",
+    "Penalty",
+    "Procedure",
+    "Question",
+    "Step",
+    "Table",
+    "Tagged",
+    "ValueSpec",
+    "catalog",
+    "init_app",
+    "load_catalog",
+]
+
+CATALOG_DIR = Path(__file__).with_name("catalog")
+
+TAGS = frozenset({"V", "S", "S1", "C", "U"})
+TO_CONFIRM_TAGS = frozenset({"S1", "U"})
+
+PERIODS = ("month", "quarter", "month_or_quarter", "year", "day")
+# Which period kinds each recurrence produces.
+RECURRENCES: Mapping[str, frozenset[str]] = {
+    "monthly": frozenset({"month"}),
+    "quarterly": frozenset({"quarter"}),
+    "periodicity": frozenset({"month_or_quarter"}),
+    "caf_cycle": frozenset({"month"}),
+    "yearly": frozenset({"year"}),
+    "c2s_rights": frozenset({"year"}),
+    "on_demand": frozenset({"day", "year"}),
+}
+WEEKENDS = ("next_business_day", "none", "unknown")
+HOLIDAY_ZONES = ("metropole", "departement")
+VALUE_TYPES = ("amount", "integer", "text", "date", "choice", "boolean")
+FILLED_BY = ("client", "staff")
+ROUNDINGS = ("euro", "cent")
+ZONE_COLUMNS = ("zone1", "zone2", "zone3")
+
+
+@dataclass(frozen=True)
+class _RuleSpec:
+    periods: frozenset[str]
+    params: Mapping[str, tuple[bool, int, int]]  # name -> (required, min, max) for int params
+
+
+DEADLINE_RULES: Mapping[str, _RuleSpec] = {
+    "end_of_following_month": _RuleSpec(frozenset({"month", "quarter", "month_or_quarter"}), {}),
+    "zone_table": _RuleSpec(frozenset({"year"}), {}),  # param 'table' checked apart
+    "window_in_following_month": _RuleSpec(
+        frozenset({"month"}),
+        {
+            "opens_day": (True, 1, 31),
+            "opens_day_february": (True, 1, 29),
+            "closes_day": (True, 1, 31),
+        },
+    ),
+    "day_in_period_month": _RuleSpec(frozenset({"month"}), {"day": (True, 1, 31)}),
+    "before_rights_end": _RuleSpec(
+        frozenset({"year"}),
+        {"due_months_before": (True, 0, 24), "opens_months_before": (True, 0, 24)},
+    ),
+    "fixed_day_of_year": _RuleSpec(
+        frozenset({"year"}), {"month": (True, 1, 12), "day": (True, 1, 31)}
+    ),
+    "months_after_event": _RuleSpec(frozenset({"day"}), {"months": (True, 1, 120)}),
+    "none": _RuleSpec(frozenset({"day", "year"}), {}),
+}
+
+_PROCEDURE_CODE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+_ITEM_CODE = re.compile(r"[a-z][a-z0-9_]*")
+_QUOTED_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
+
+
+# --- objects ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tagged:
+    """A fact with its confidence tag (see the reference sheet): S1 and U are shown à confirmer."""
+
+    tag: str
+
+    @property
+    def to_confirm(self) -> bool:
+        return self.tag in TO_CONFIRM_TAGS
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadlineRule(Tagged):
+    rule: str
+    weekend: str
+    holiday_zone: str
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Question:
+    code: str
+    label: str
+    choices: Mapping[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValueSpec(Tagged):
+    code: str
+    label: str
+    where: str
+    box: str | None
+    type: str
+    validation: Mapping[str, Any]
+    filled_by: str
+    required: bool
+    condition: Condition | None
+    help: str
+    zero: str | None
+
+    kind = "value"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DocumentSpec(Tagged):
+    code: str
+    label: str
+    help: str
+    required: bool
+    condition: Condition | None
+    validity: str | None
+    validity_days: int | None
+
+    kind = "document"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step(Tagged):
+    title: str
+    screen: str
+    text: str
+    check: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Penalty(Tagged):
+    text: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """Dated figures (deadlines by zone, rates by year, ceilings): one row per key value."""
+
+    name: str
+    title: str
+    key: str
+    columns: Mapping[str, str]
+    rows: tuple[Mapping[str, Any], ...]  # each row holds the key, every column and 'tag'
+
+    def row(self, key_value: Any) -> Mapping[str, Any] | None:
+        for row in self.rows:
+            if row[self.key] == key_value:
+                return row
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Procedure:
+    code: str
+    version: str
+    title: str
+    short_title: str
+    platform: str
+    portal_url: str
+    summary: str
+    applies_to: Condition | None
+    period: str
+    recurrence: str
+    auto_create: bool
+    deadline: DeadlineRule
+    questions: tuple[Question, ...] = ()
+    values: tuple[ValueSpec, ...] = ()
+    documents: tuple[DocumentSpec, ...] = ()
+    steps: tuple[Step, ...] = ()
+    penalties: tuple[Penalty, ...] = ()
+    tables: Mapping[str, Table] = field(default_factory=lambda: MappingProxyType({}))
+    upload_limit_mb: int | None = None
+    sources: tuple[str, ...] = ()
+
+    def applies(self, situation: Mapping[str, Any]) -> bool:
+        """Whether the procedure concerns a client in this situation."""
+        return evaluate(self.applies_to, situation)
+
+    def items_for(self, situation: Mapping[str, Any]) -> list[ValueSpec | DocumentSpec]:
+        """The checklist for a case: documents then values, file order, conditions applied.
+
+        ``situation`` may carry the case's answers under ``"answers"``.
+        """
+        items: list[ValueSpec | DocumentSpec] = [
+            d for d in self.documents if evaluate(d.condition, situation)
+        ]
+        items.extend(v for v in self.values if evaluate(v.condition, situation))
+        return items
+
+    def question(self, code: str) -> Question:
+        for question in self.questions:
+            if question.code == code:
+                return question
+        raise KeyError(code)
+
+
+class Catalog:
+    """All procedures, by code, in file-name order."""
+
+    def __init__(self, procedures: Mapping[str, Procedure]) -> None:
+        self.procedures: Mapping[str, Procedure] = MappingProxyType(dict(procedures))
+
+    def get(self, code: str) -> Procedure:
+        return self.procedures[code]
+
+    def __iter__(self) -> Iterator[Procedure]:
+        return iter(self.procedures.values())
+
+    def __len__(self) -> int:
+        return len(self.procedures)
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.procedures
+
+    def applicable(self, situation: Mapping[str, Any]) -> list[Procedure]:
+        return [p for p in self if p.applies(situation)]
+
+
+# --- validation helpers ----------------------------------------------------------------------
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, dt.datetime):
+        return "date-time"
+    if isinstance(value, dt.date):
+        return "date"
+    if isinstance(value, Mapping):
+        return "mapping"
+    return {str: "string", int: "integer", float: "number", list: "list"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+class _Reader:
+    """Checks one file's parsed YAML; every error names the file and the field path."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+
+    def error(self, path: str, reason: str) -> CatalogError:
+        return CatalogError(f"{self.filename}: {path or '(top)'}", reason)
+
+    def mapping(
+        self,
+        raw: Any,
+        path: str,
+        required: tuple[str, ...],
+        optional: tuple[str, ...] = (),
+    ) -> Mapping[str, Any]:
+        if not isinstance(raw, Mapping):
+            raise self.error(path, f"wrong type: expected a mapping, got {_type_name(raw)}")
+        for key in raw:
+            if not isinstance(key, str):
+                raise self.error(path, f"wrong type: key {key!r} is not a string")
+        for key in required:
+            if key not in raw:
+                raise self.error(_join(path, key), "missing required field")
+        allowed = (*required, *optional)
+        for key in raw:
+            if key not in allowed:
+                raise self.error(_join(path, key), f"unknown key (allowed: {', '.join(allowed)})")
+        return raw
+
+    def text(
+        self, raw: Any, path: str, *, nullable: bool = False, max_length: int | None = None
+    ) -> str | None:
+        if raw is None and nullable:
+            return None
+        if not isinstance(raw, str):
+            raise self.error(path, f"wrong type: expected a string, got {_type_name(raw)}")
+        if not raw.strip():
+            raise self.error(path, "empty string")
+        if max_length is not None and len(raw) > max_length:
+            raise self.error(path, f"too long: {len(raw)} characters, at most {max_length}")
+        return raw
+
+    def required_text(self, raw: Any, path: str, max_length: int | None = None) -> str:
+        value = self.text(raw, path, max_length=max_length)
+        assert value is not None
+        return value
+
+    def boolean(self, raw: Any, path: str) -> bool:
+        if not isinstance(raw, bool):
+            raise self.error(path, f"wrong type: expected true or false, got {_type_name(raw)}")
+        return raw
+
+    def integer(
+        self,
+        raw: Any,
+        path: str,
+        *,
+        nullable: bool = False,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int | None:
+        if raw is None and nullable:
+            return None
+        if not isinstance(raw, int) or isinstance(raw, bool):
+            raise self.error(path, f"wrong type: expected an integer, got {_type_name(raw)}")
+        if minimum is not None and raw < minimum:
+            raise self.error(path, f"{raw} is below the minimum {minimum}")
+        if maximum is not None and raw > maximum:
+            raise self.error(path, f"{raw} is above the maximum {maximum}")
+        return raw
+
+    def number(self, raw: Any, path: str) -> int | float:
+        if not isinstance(raw, int | float) or isinstance(raw, bool):
+            raise self.error(path, f"wrong type: expected a number, got {_type_name(raw)}")
+        return raw
+
+    def date(self, raw: Any, path: str) -> dt.date:
+        if isinstance(raw, dt.datetime) or not isinstance(raw, dt.date):
+            hint = " (write it unquoted, YYYY-MM-DD)" if isinstance(raw, str) else ""
+            raise self.error(path, f"wrong type: expected a date, got {_type_name(raw)}{hint}")
+        return raw
+
+    def list(self, raw: Any, path: str, *, nullable: bool = True) -> list[Any]:
+        if raw is None and nullable:
+            return []
+        if not isinstance(raw, list):
+            raise self.error(path, f"wrong type: expected a list, got {_type_name(raw)}")
+        return raw
+
+    def choice(self, raw: Any, path: str, allowed: tuple[str, ...] | Mapping[str, Any]) -> str:
+        if not isinstance(raw, str) or raw not in allowed:
+            names = ", ".join(allowed)
+            raise self.error(path, f"unknown value {raw!r} (allowed: {names})")
+        return raw
+
+    def tag(self, raw: Any, path: str) -> str:
+        if not isinstance(raw, str) or raw not in TAGS:
+            raise self.error(path, f"unknown tag {raw!r} (allowed: V, S, S1, C, U)")
+        return raw
+
+    def code(self, raw: Any, path: str, pattern: re.Pattern[str] = _ITEM_CODE) -> str:
+        value = self.required_text(raw, path)
+        if not pattern.fullmatch(value):
+            raise self.error(path, f"invalid code {value!r} (expected {pattern.pattern})")
+        return value
+
+    def condition(
+        self, raw: Any, path: str, questions: Mapping[str, frozenset[str]]
+    ) -> Condition | None:
+        return parse(raw, f"{self.filename}: {path}", questions)
+
+    def string_map(self, raw: Any, path: str) -> Mapping[str, str]:
+        if not isinstance(raw, Mapping):
+            raise self.error(path, f"wrong type: expected a mapping, got {_type_name(raw)}")
+        if not raw:
+            raise self.error(path, "empty mapping")
+        result: dict[str, str] = {}
+        for key, label in raw.items():
+            result[self.code(key, path)] = self.required_text(label, _join(path, str(key)))
+        return MappingProxyType(result)
+
+
+# --- reading one file ------------------------------------------------------------------------
+
+_PROCEDURE_REQUIRED = (
+    "code",
+    "version",
+    "title",
+    "short_title",
+    "platform",
+    "portal_url",
+    "summary",
+    "period",
+    "recurrence",
+    "deadline",
+    "steps",
+    "sources",
+)
+_PROCEDURE_OPTIONAL = (
+    "applies_to",
+    "auto_create",
+    "questions",
+    "values",
+    "documents",
+    "penalties",
+    "tables",
+    "upload_limit_mb",
+)
+
+
+def _read_questions(r: _Reader, raw: Any) -> tuple[Question, ...]:
+    questions = []
+    seen: set[str] = set()
+    for index, item in enumerate(r.list(raw, "questions")):
+        path = f"questions[{index}]"
+        m = r.mapping(item, path, ("code", "label", "choices"))
+        code = r.code(m["code"], f"{path}.code")
+        if code in seen:
+            raise r.error(f"{path}.code", f"duplicate question code {code!r}")
+        seen.add(code)
+        questions.append(
+            Question(
+                code=code,
+                label=r.required_text(m["label"], f"{path}.label"),
+                choices=r.string_map(m["choices"], f"{path}.choices"),
+            )
+        )
+    return tuple(questions)
+
+
+def _read_validation(r: _Reader, raw: Any, path: str, kind: str) -> Mapping[str, Any]:
+    if raw is None:
+        raw = {}
+    if kind == "choice" and "choices" not in (raw if isinstance(raw, Mapping) else {}):
+        raise r.error(f"{path}.choices", "missing required field (a choice value lists choices)")
+    allowed: dict[str, tuple[str, ...]] = {
+        "amount": ("min", "max", "rounding"),
+        "integer": ("min", "max"),
+        "text": ("pattern", "max_length"),
+        "date": ("min", "max"),
+        "choice": ("choices",),
+        "boolean": (),
+    }
+    m = r.mapping(raw, path, (), allowed[kind])
+    result: dict[str, Any] = {}
+    for key, value in m.items():
+        sub = _join(path, key)
+        if key in ("min", "max"):
+            if kind == "amount":
+                result[key] = r.number(value, sub)
+            elif kind == "integer":
+                result[key] = r.integer(value, sub)
+            else:
+                result[key] = r.date(value, sub)
+        elif key == "rounding":
+            result[key] = r.choice(value, sub, ROUNDINGS)
+        elif key == "max_length":
+            result[key] = r.integer(value, sub, minimum=1)
+        elif key == "pattern":
+            pattern = r.required_text(value, sub)
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise r.error(sub, f"invalid regular expression: {exc}") from None
+            result[key] = pattern
+        elif key == "choices":
+            result[key] = r.string_map(value, sub)
+    if "min" in result and "max" in result and result["min"] > result["max"]:
+        raise r.error(path, f"min {result['min']} is above max {result['max']}")
+    return MappingProxyType(result)
+
+
+def _read_values(
+    r: _Reader, raw: Any, questions: Mapping[str, frozenset[str]], codes: dict[str, str]
+) -> tuple[ValueSpec, ...]:
+    values = []
+    for index, item in enumerate(r.list(raw, "values")):
+        path = f"values[{index}]"
+        m = r.mapping(
+            item,
+            path,
+            ("code", "label", "where", "type", "filled_by", "help", "tag"),
+            ("box", "validation", "required", "condition", "zero"),
+        )
+        code = r.code(m["code"], f"{path}.code")
+        if code in codes:
+            raise r.error(f"{path}.code", f"duplicate item code {code!r} (also {codes[code]})")
+        codes[code] = path
+        kind = r.choice(m["type"], f"{path}.type", VALUE_TYPES)
+        values.append(
+            ValueSpec(
+                code=code,
+                label=r.required_text(m["label"], f"{path}.label"),
+                where=r.required_text(m["where"], f"{path}.where"),
+                box=r.text(m.get("box"), f"{path}.box", nullable=True),
+                type=kind,
+                validation=_read_validation(r, m.get("validation"), f"{path}.validation", kind),
+                filled_by=r.choice(m["filled_by"], f"{path}.filled_by", FILLED_BY),
+                required=r.boolean(m.get("required", True), f"{path}.required"),
+                condition=r.condition(m.get("condition"), f"{path}.condition", questions),
+                help=r.required_text(m["help"], f"{path}.help"),
+                zero=r.text(m.get("zero"), f"{path}.zero", nullable=True),
+                tag=r.tag(m["tag"], f"{path}.tag"),
+            )
+        )
+    return tuple(values)
+
+
+def _read_documents(
+    r: _Reader, raw: Any, questions: Mapping[str, frozenset[str]], codes: dict[str, str]
+) -> tuple[DocumentSpec, ...]:
+    documents = []
+    for index, item in enumerate(r.list(raw, "documents")):
+        path = f"documents[{index}]"
+        m = r.mapping(
+            item,
+            path,
+            ("code", "label", "help", "tag"),
+            ("required", "condition", "validity", "validity_days"),
+        )
+        code = r.code(m["code"], f"{path}.code")
+        if code in codes:
+            raise r.error(f"{path}.code", f"duplicate item code {code!r} (also {codes[code]})")
+        codes[code] = path
+        documents.append(
+            DocumentSpec(
+                code=code,
+                label=r.required_text(m["label"], f"{path}.label"),
+                help=r.required_text(m["help"], f"{path}.help"),
+                required=r.boolean(m.get("required", True), f"{path}.required"),
+                condition=r.condition(m.get("condition"), f"{path}.condition", questions),
+                validity=r.text(m.get("validity"), f"{path}.validity", nullable=True),
+                validity_days=r.integer(
+                    m.get("validity_days"), f"{path}.validity_days", nullable=True, minimum=1
+                ),
+                tag=r.tag(m["tag"], f"{path}.tag"),
+            )
+        )
+    return tuple(documents)
+
+
+def _read_steps(r: _Reader, raw: Any) -> tuple[Step, ...]:
+    steps = []
+    raw_steps = r.list(raw, "steps", nullable=False)
+    if not raw_steps:
+        raise r.error("steps", "empty list (a procedure needs a filing guide)")
+    for index, item in enumerate(raw_steps):
+        path = f"steps[{index}]"
+        m = r.mapping(item, path, ("title", "screen", "text", "tag"), ("check",))
+        steps.append(
+            Step(
+                title=r.required_text(m["title"], f"{path}.title"),
+                screen=r.required_text(m["screen"], f"{path}.screen"),
+                text=r.required_text(m["text"], f"{path}.text"),
+                check=r.text(m.get("check"), f"{path}.check", nullable=True),
+                tag=r.tag(m["tag"], f"{path}.tag"),
+            )
+        )
+    return tuple(steps)
+
+
+def _read_penalties(r: _Reader, raw: Any) -> tuple[Penalty, ...]:
+    penalties = []
+    for index, item in enumerate(r.list(raw, "penalties")):
+        path = f"penalties[{index}]"
+        m = r.mapping(item, path, ("text", "tag"))
+        penalties.append(
+            Penalty(
+                text=r.required_text(m["text"], f"{path}.text"), tag=r.tag(m["tag"], f"{path}.tag")
+            )
+        )
+    return tuple(penalties)
+
+
+def _read_cell(r: _Reader, raw: Any, path: str) -> Any:
+    if isinstance(raw, dt.datetime):
+        raise r.error(path, "wrong type: expected a date, got date-time")
+    if isinstance(raw, str) and _QUOTED_DATE.fullmatch(raw):
+        raise r.error(path, f"quoted date {raw!r}: write it unquoted so it is read as a date")
+    if raw is not None and not isinstance(raw, str | int | float | bool | dt.date):
+        raise r.error(path, f"wrong type: a cell is a scalar, got {_type_name(raw)}")
+    return raw
+
+
+def _read_tables(r: _Reader, raw: Any) -> Mapping[str, Table]:
+    if raw is None:
+        return MappingProxyType({})
+    if not isinstance(raw, Mapping):
+        raise r.error("tables", f"wrong type: expected a mapping, got {_type_name(raw)}")
+    tables: dict[str, Table] = {}
+    for name, body in raw.items():
+        path = _join("tables", r.code(name, "tables"))
+        m = r.mapping(body, path, ("title", "key", "columns", "rows"))
+        key = r.code(m["key"], f"{path}.key")
+        columns = r.string_map(m["columns"], f"{path}.columns")
+        if key in columns or "tag" in columns:
+            raise r.error(f"{path}.columns", "a column may not be named like the key or 'tag'")
+        rows_raw = r.list(m["rows"], f"{path}.rows", nullable=False)
+        if not rows_raw:
+            raise r.error(f"{path}.rows", "empty list")
+        rows = []
+        seen: set[Any] = set()
+        for index, row in enumerate(rows_raw):
+            row_path = f"{path}.rows[{index}]"
+            row_map = r.mapping(row, row_path, (key, "tag"), tuple(columns))
+            key_value = _read_cell(r, row_map[key], _join(row_path, key))
+            if key_value is None:
+                raise r.error(_join(row_path, key), "the key may not be null")
+            if key_value in seen:
+                raise r.error(_join(row_path, key), f"duplicate key {key_value!r}")
+            seen.add(key_value)
+            cells = {key: key_value, "tag": r.tag(row_map["tag"], f"{row_path}.tag")}
+            for column in columns:
+                cells[column] = _read_cell(r, row_map.get(column), _join(row_path, column))
+            rows.append(MappingProxyType(cells))
+        tables[name] = Table(
+            name=name,
+            title=r.required_text(m["title"], f"{path}.title"),
+            key=key,
+            columns=columns,
+            rows=tuple(rows),
+        )
+    return MappingProxyType(tables)
+
+
+def _read_deadline(r: _Reader, raw: Any, period: str, tables: Mapping[str, Table]) -> DeadlineRule:
+    m = r.mapping(raw, "deadline", ("rule", "weekend", "holiday_zone", "tag"), ("params", "note"))
+    rule = r.choice(m["rule"], "deadline.rule", DEADLINE_RULES)
+    spec = DEADLINE_RULES[rule]
+    if period not in spec.periods:
+        raise r.error(
+            "period",
+            f"period {period!r} not allowed with rule {rule!r} "
+            f"(allowed: {', '.join(sorted(spec.periods))})",
+        )
+    params_raw = m.get("params") or {}
+    param_names = ("table",) if rule == "zone_table" else tuple(spec.params)
+    required = (
+        param_names
+        if rule == "zone_table"
+        else tuple(name for name, (needed, _, _) in spec.params.items() if needed)
+    )
+    params_map = r.mapping(params_raw, "deadline.params", required, param_names)
+    params: dict[str, Any] = {}
+    for name, value in params_map.items():
+        path = f"deadline.params.{name}"
+        if name == "table":
+            table_name = r.required_text(value, path)
+            table = tables.get(table_name)
+            if table is None:
+                raise r.error(path, f"no table {table_name!r} in tables")
+            for column in ZONE_COLUMNS:
+                if column not in table.columns:
+                    raise r.error(path, f"table {table_name!r} has no column {column!r}")
+            for index, row in enumerate(table.rows):
+                for column in ZONE_COLUMNS:
+                    cell = row[column]
+                    if cell is not None and not isinstance(cell, dt.date):
+                        raise r.error(
+                            f"tables.{table_name}.rows[{index}].{column}",
+                            f"wrong type: expected a date or null, got {_type_name(cell)}",
+                        )
+            params[name] = table_name
+        else:
+            _, low, high = spec.params[name]
+            params[name] = r.integer(value, path, minimum=low, maximum=high)
+    if rule == "fixed_day_of_year":
+        try:
+            dt.date(2001, params["month"], params["day"])  # a non-leap year: 29/02 refused
+        except ValueError:
+            raise r.error("deadline.params", "month/day is not a date of every year") from None
+    if rule == "before_rights_end" and params["opens_months_before"] < params["due_months_before"]:
+        raise r.error("deadline.params", "opens_months_before is less than due_months_before")
+    return DeadlineRule(
+        rule=rule,
+        weekend=r.choice(m["weekend"], "deadline.weekend", WEEKENDS),
+        holiday_zone=r.choice(m["holiday_zone"], "deadline.holiday_zone", HOLIDAY_ZONES),
+        params=MappingProxyType(params),
+        note=r.text(m.get("note"), "deadline.note", nullable=True),
+        tag=r.tag(m["tag"], "deadline.tag"),
+    )
+
+
+def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
+    r = _Reader(filename)
+    m = r.mapping(raw, "", _PROCEDURE_REQUIRED, _PROCEDURE_OPTIONAL)
+    code = r.code(m["code"], "code", _PROCEDURE_CODE)
+    if code != stem:
+        raise r.error("code", f"code {code!r} does not match the file name {stem!r}")
+    period = r.choice(m["period"], "period", PERIODS)
+    recurrence = r.choice(m["recurrence"], "recurrence", RECURRENCES)
+    if period not in RECURRENCES[recurrence]:
+        raise r.error(
+            "period",
+            f"period {period!r} not allowed with recurrence {recurrence!r} "
+            f"(allowed: {', '.join(sorted(RECURRENCES[recurrence]))})",
+        )
+    auto_create = r.boolean(m.get("auto_create", recurrence != "on_demand"), "auto_create")
+    if auto_create and recurrence == "on_demand":
+        raise r.error("auto_create", "an on_demand procedure cannot be created automatically")
+    questions = _read_questions(r, m.get("questions"))
+    choices = {q.code: frozenset(q.choices) for q in questions}
+    tables = _read_tables(r, m.get("tables"))
+    codes: dict[str, str] = {}
+    documents = _read_documents(r, m.get("documents"), choices, codes)
+    values = _read_values(r, m.get("values"), choices, codes)
+    sources = tuple(
+        r.required_text(s, f"sources[{i}]")
+        for i, s in enumerate(r.list(m["sources"], "sources", nullable=False))
+    )
+    if not sources:
+        raise r.error("sources", "empty list (every procedure names its sources)")
+    portal_url = r.required_text(m["portal_url"], "portal_url")
+    if not portal_url.startswith("https://"):
+        raise r.error("portal_url", f"{portal_url!r} is not an https:// address")
+    return Procedure(
+        code=code,
+        version=r.required_text(m["version"], "version"),
+        title=r.required_text(m["title"], "title"),
+        short_title=r.required_text(m["short_title"], "short_title", max_length=30),
+        platform=r.required_text(m["platform"], "platform"),
+        portal_url=portal_url,
+        summary=r.required_text(m["summary"], "summary"),
+        applies_to=r.condition(m.get("applies_to"), "applies_to", {}),
+        period=period,
+        recurrence=recurrence,
+        auto_create=auto_create,
+        deadline=_read_deadline(r, m["deadline"], period, tables),
+        questions=questions,
+        values=values,
+        documents=documents,
+        steps=_read_steps(r, m["steps"]),
+        penalties=_read_penalties(r, m.get("penalties")),
+        tables=tables,
+        upload_limit_mb=r.integer(
+            m.get("upload_limit_mb"), "upload_limit_mb", nullable=True, minimum=1
+        ),
+        sources=sources,
+    )
+
+
+# --- YAML ------------------------------------------------------------------------------------
+
+
+def _node_path(path: str, key: Any) -> str:
+    return _join(path, key) if isinstance(key, int | str) else f"{path}[{key!r}]"
+
+
+def _check_nodes(filename: str, node: yaml.Node, path: str) -> None:
+    """Find what safe_load would hide or crash on: duplicate keys, impossible dates.
+
+    safe_load keeps the last of two equal keys (a pasted block silently wins) and raises a bare
+    ValueError with no position on 2025-02-30; walking the composed nodes names the field.
+    """
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key in seen:
+                raise CatalogError(f"{filename}: {_node_path(path, key)}", "duplicate key")
+            seen.add(key)
+            _check_nodes(filename, value_node, _node_path(path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_nodes(filename, item, _join(path, index))
+    elif isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:timestamp":
+        try:
+            yaml.SafeLoader("").construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise CatalogError(
+                f"{filename}: {path or '(top)'}", f"invalid date {node.value!r} ({exc})"
+            ) from None
+
+
+def _load_yaml(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            _check_nodes(path.name, root, "")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{path.name}: (yaml)", f"invalid YAML: {exc}") from None
+
+
+# --- public entry points ---------------------------------------------------------------------
+
+
+def load_catalog(directory: Path | None = None) -> Catalog:
+    """Read and validate every ``*.yaml`` in ``directory`` (the packaged catalog by default)."""
+    directory = CATALOG_DIR if directory is None else Path(directory)
+    stray = sorted(p.name for p in directory.glob("*.yml"))
+    if stray:
+        raise CatalogError(f"{stray[0]}: (file)", "catalog files end in .yaml, not .yml")
+    files = sorted(directory.glob("*.yaml"))
+    if not files:
+        raise CatalogError(f"{directory}: (directory)", "no procedure file (*.yaml)")
+    procedures: dict[str, Procedure] = {}
+    for path in files:
+        procedure = _read_procedure(path.name, path.stem, _load_yaml(path))
+        procedures[procedure.code] = procedure
+    return Catalog(procedures)
+
+
+@functools.cache
+def catalog() -> Catalog:
+    """The packaged catalog, loaded and validated once per process."""
+    return load_catalog()
+
+
+def init_app(app: Any) -> None:
+    """Load the catalog at start-up so a broken file stops create_app with a CatalogError.
+
+    ``CATALOG_DIR`` in the app config points at another directory (tests, data reviews);
+    without it the packaged catalog is used, loaded once per process.
+    """
+    directory = app.config.get("CATALOG_DIR")
+    app.extensions["catalog"] = catalog() if directory is None else load_catalog(Path(directory))
+
+
+def is_answer_field(name: str) -> bool:
+    """Whether a condition field names a case question rather than the client's situation."""
+    return name.startswith(ANSWERS_PREFIX)
