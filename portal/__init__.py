@@ -60,10 +60,16 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(_bind_tenant)
     app.teardown_request(_unbind_tenant)
 
+    from portal.checklists import catalog
+
+    catalog.init_app(app)  # a broken procedure file stops here, naming file and field
+
     from portal.accounts.views import bp as accounts_bp
     from portal.cases.views import bp as cases_bp
+    from portal.clients.views import bp as clients_bp
 
     app.register_blueprint(accounts_bp)
+    app.register_blueprint(clients_bp)
     app.register_blueprint(cases_bp)
 
     from portal import cli

@@ -79,8 +79,16 @@ def demo_command() -> None:
         else:
             raise click.ClickException(f"{email} belongs to another organisation")
         logins.append((email, password, role))
+    db.session.flush()
+    from portal.cases.periods import french_today
+    from portal.demo import seed_demo
+
+    agent = db.session.execute(
+        select(User).where(User.org_id == org.id, User.role == Role.agent)
+    ).scalar_one_or_none()
+    cases = seed_demo(org, agent, french_today())
     db.session.commit()
-    click.echo(f"Demo organisation: {org.name} (id {org.id})")
+    click.echo(f"Demo organisation: {org.name} (id {org.id}), {cases} new demo case(s)")
     for email, password, role in logins:
         click.echo(f"  {role:<6} {email}  mot de passe : {password}")
     click.echo(f"Open {current_app.config['PUBLIC_URL']}/connexion")
@@ -148,7 +156,11 @@ def storage_init_command() -> None:
 
 
 def init_app(app: Flask) -> None:
+    from portal.cases.commands import create_cases_command, due_date_command
+
     for command in (
+        due_date_command,
+        create_cases_command,
         init_command,
         demo_command,
         create_org_command,

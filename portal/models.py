@@ -2,6 +2,18 @@
 
 from portal.accounts.models import Organisation, User, UserToken
 from portal.audit import AuditEvent
+from portal.cases.models import CalendarFeed, Case, ChecklistItem
+from portal.clients.models import Client
 from portal.db import Base
 
-__all__ = ["AuditEvent", "Base", "Organisation", "User", "UserToken"]
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "CalendarFeed",
+    "Case",
+    "ChecklistItem",
+    "Client",
+    "Organisation",
+    "User",
+    "UserToken",
+]

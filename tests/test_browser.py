@@ -90,3 +90,41 @@ def test_login_page_fits_a_360px_phone(browser, server):
     assert outline != "none"
     _shot(page, "login-phone")
     page.close()
+
+
+def test_create_a_client_open_a_case_and_see_its_checklist_and_due_date(browser, server):
+    url, user = server
+    page = browser.new_page(locale="fr-FR")
+    page.goto(f"{url}/connexion")
+    page.get_by_label("Adresse e-mail").fill(user.email)
+    page.get_by_label("Mot de passe").fill(factories.PASSWORD)
+    page.keyboard.press("Enter")
+
+    page.get_by_role("link", name="Usagers").click()
+    page.get_by_role("link", name="Nouvel usager").click()
+    page.get_by_label("Référence du dossier").fill("NAV-001")
+    page.get_by_label("Nom", exact=True).fill("Navigateur")
+    page.get_by_label("Prénom").fill("Léa")
+    page.get_by_label("Code postal").fill("67000")
+    page.get_by_label("Type d’usager").select_option("micro_entrepreneur")
+    page.get_by_label("Activité", exact=True).select_option("bnc")
+    page.get_by_label("Périodicité des déclarations URSSAF").select_option("monthly")
+    page.get_by_role("button", name="Enregistrer").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Léa Navigateur")
+
+    page.get_by_role("link", name="Ouvrir un dossier").click()
+    page.get_by_label("Démarche").first.select_option("urssaf-ca")
+    page.get_by_role("button", name="Choisir cette démarche").click()
+    # The period proposed is the next one due; type an explicit one to know the date.
+    page.get_by_label("Période").fill("2026-07")
+    page.get_by_role("button", name="Ouvrir le dossier").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Dossier ouvert.")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("juillet 2026")
+    expect(page.locator(".due-line")).to_contain_text("31/08/2026")
+    checklist = page.locator("table.checklist")
+    expect(checklist).to_contain_text("Chiffre d'affaires des autres prestations de services")
+    expect(checklist).not_to_contain_text("ventes de marchandises")
+    expect(checklist).to_contain_text("Manquant")
+    _shot(page, "case-page")
+    page.close()

@@ -7,6 +7,7 @@ how to make such a row, so no route can slip past this test.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import pytest
@@ -15,17 +16,52 @@ from werkzeug.routing import Rule
 
 from portal import create_app
 from portal.accounts.models import Organisation, User
+from portal.cases import feeds
+from portal.cases.operations import open_case
+from portal.clients.models import Activity, ClientKind, Periodicity
 from portal.db import db
 from portal.tenancy import NoTenantBound, bind_org, current_org_id, get_in_org
 from tests import factories
 
-# URL argument -> how to make a row of `org` and return the id the URL takes.
-ID_MAKERS: dict[str, Callable[[Organisation], Any]] = {
-    "user_id": lambda org: factories.UserFactory(org=org, name="Victime Secrète").id,
+SECRET_NAME = "Victime Secrète"
+TODAY = date(2026, 11, 27)
+
+
+def _client(org: Organisation, made: dict[str, Any]) -> Any:
+    if "client" not in made:
+        made["client"] = factories.ClientFactory(
+            org=org,
+            first_name="Victime",
+            last_name="Secrète",
+            kind=ClientKind.micro_entrepreneur,
+            activity=Activity.bnc,
+            periodicity=Periodicity.monthly,
+        )
+    return made["client"]
+
+
+def _case(org: Organisation, made: dict[str, Any]) -> Any:
+    if "case" not in made:
+        made["case"] = open_case(_client(org, made), "urssaf-ca", "test", today=TODAY)
+    return made["case"]
+
+
+def _feed(org: Organisation, made: dict[str, Any]) -> Any:
+    user = factories.UserFactory(org=org, name=SECRET_NAME)
+    return feeds.create_feed(org.id, user.id, "test")[0]
+
+
+# URL argument -> how to make a row of `org` and return the id the URL takes. Makers share
+# `made`, so an item belongs to the case of the same URL.
+ID_MAKERS: dict[str, Callable[[Organisation, dict[str, Any]], Any]] = {
+    "user_id": lambda org, made: factories.UserFactory(org=org, name=SECRET_NAME).id,
+    "client_id": lambda org, made: _client(org, made).id,
+    "case_id": lambda org, made: _case(org, made).id,
+    "item_id": lambda org, made: _case(org, made).items[0].id,
+    "feed_id": lambda org, made: _feed(org, made).id,
 }
 # Arguments that are not row ids: routes reached by secret token, tested in their own modules.
 NOT_IDS = {"filename", "token"}
-SECRET_NAME = "Victime Secrète"
 
 
 def _rules() -> list[Rule]:
@@ -45,7 +81,13 @@ def test_every_route_argument_has_a_maker():
 
 
 def test_routes_with_ids_exist():
-    assert {r.endpoint for r in RULES} >= {"accounts.member", "accounts.member_role"}
+    assert {r.endpoint for r in RULES} >= {
+        "accounts.member",
+        "accounts.member_role",
+        "cases.case",
+        "cases.item_value",
+        "cases.calendar_revoke",
+    }
 
 
 def _call(client: Any, method: str, url: str) -> Any:
@@ -63,7 +105,9 @@ def _methods(rule: Rule) -> list[str]:
     ids=lambda v: v.endpoint if isinstance(v, Rule) else v,
 )
 def test_other_organisation_id_answers_404(rule, method, http, org, other_admin, admin):
-    url = rule.build({arg: ID_MAKERS[arg](org) for arg in rule.arguments}, append_unknown=False)[1]
+    made: dict[str, Any] = {}
+    args = {arg: ID_MAKERS[arg](org, made) for arg in sorted(rule.arguments)}
+    url = rule.build(args, append_unknown=False)[1]
     http.login(other_admin)
     response = _call(http, method, url)
     html = response.get_data(as_text=True)

@@ -1,22 +1,447 @@
-"""The staff dashboard. For now a placeholder that later issues fill with cases and due dates."""
+"""The dashboard, opening a case, the case page and its changes, calendar feeds."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
-from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from datetime import date
+from typing import Any
 
-from portal.accounts.models import User
-from portal.db import db
-from portal.tenancy import scoped
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
+from wtforms.fields import SelectChoice
+
+from portal.accounts.forms import ActionForm
+from portal.accounts.models import Organisation, Role, User
+from portal.accounts.views import require
+from portal.cases import feeds
+from portal.cases.forms import AssignForm, OpenCaseForm, ReviewForm, StatusForm, ValueForm
+from portal.cases.models import CalendarFeed, Case, CaseStatus, ChecklistItem, ItemStatus
+from portal.cases.operations import (
+    ITEM_STATUS_LABELS,
+    STATUS_LABELS,
+    TRANSITIONS,
+    CaseError,
+    DuplicateCase,
+    StaleCase,
+    assign,
+    available_procedures,
+    change_status,
+    default_period,
+    missing_required,
+    open_case,
+    procedure_of,
+    review_item,
+    set_value,
+    spec_of,
+)
+from portal.cases.periods import french_today, parse_period
+from portal.cases.queries import (
+    COLUMNS,
+    DashboardFilter,
+    case_history,
+    dashboard_column,
+    dashboard_counts,
+    feed_cases,
+)
+from portal.checklists.catalog import catalog
+from portal.checklists.values import display_value
+from portal.clients.models import Client
+from portal.db import db, utcnow
+from portal.extensions import limiter
+from portal.tenancy import bind_org, get_or_404, scoped
 
 bp = Blueprint("cases", __name__, template_folder="templates")
+
+
+def today() -> date:
+    """Due dates are French calendar days (a function, so tests and benches can travel)."""
+    return french_today()
+
+
+def _staff() -> list[User]:
+    stmt = scoped(select(User), User).where(User.active.is_(True)).order_by(User.name)
+    return list(db.session.scalars(stmt))
+
+
+def _staff_choices(staff: list[User]) -> list[SelectChoice]:
+    return [SelectChoice("", _("Personne")), *(SelectChoice(str(u.id), u.name) for u in staff)]
+
+
+def _user_or_none(raw: str | None, staff: list[User]) -> User | None:
+    return next((u for u in staff if str(u.id) == (raw or "")), None)
+
+
+# --- Dashboard ---------------------------------------------------------------------------
+
+
+def _dashboard_filter() -> tuple[DashboardFilter, str]:
+    default = "me" if current_user.role == Role.agent else "all"
+    agent = request.args.get("agent", default)
+    procedure = request.args.get("procedure") or None
+    if procedure and procedure not in catalog().procedures:
+        procedure = None
+    status_raw = request.args.get("status") or None
+    status = CaseStatus(status_raw) if status_raw in CaseStatus.__members__ else None
+    flt = DashboardFilter(procedure_code=procedure, status=status)
+    if agent == "me":
+        flt = DashboardFilter(current_user.id, False, procedure, status)
+    elif agent == "none":
+        flt = DashboardFilter(None, True, procedure, status)
+    elif agent.isdigit():
+        flt = DashboardFilter(int(agent), False, procedure, status)
+    else:
+        agent = "all"
+    return flt, agent
 
 
 @bp.get("/")
 @login_required
 def dashboard() -> str:
-    staff = db.session.execute(
-        scoped(select(func.count()).select_from(User), User).where(User.active.is_(True))
-    ).scalar_one()
-    return render_template("cases/dashboard.html", org=current_user.org, staff=staff)
+    day = today()
+    flt, agent = _dashboard_filter()
+    counts = db.session.execute(dashboard_counts(day, flt)).one()._asdict()
+    columns = {c: db.session.scalars(dashboard_column(c, day, flt)).unique().all() for c in COLUMNS}
+    return render_template(
+        "cases/dashboard.html",
+        today=day,
+        counts=counts,
+        columns=columns,
+        flt=flt,
+        agent=agent,
+        staff=_staff(),
+        procedures=list(catalog()),
+        statuses=STATUS_LABELS,
+    )
+
+
+# --- Opening a case ----------------------------------------------------------------------
+
+
+@bp.route("/usagers/<int:client_id>/dossiers/nouveau", methods=["GET", "POST"])
+@login_required
+def open_for_client(client_id: int) -> str | Response:
+    client = get_or_404(Client, client_id)
+    require(Role.agent)
+    day = today()
+    procedures = available_procedures(client, day)
+    staff = _staff()
+    form = OpenCaseForm()
+    form.procedure.choices = [SelectChoice(p.code, p.title) for p in procedures]
+    form.assigned_user.choices = _staff_choices(staff)
+    chosen = next(
+        (p for p in procedures if p.code == (form.procedure.data or request.args.get("demarche"))),
+        procedures[0] if procedures else None,
+    )
+    if request.method == "GET" and chosen is not None:
+        form.procedure.data = chosen.code
+        period = default_period(chosen, client, day)
+        form.period.data = period.label if period else ""
+        form.assigned_user.data = str(client.assigned_user_id or "")
+    if form.validate_on_submit() and chosen is not None:
+        answers = {q.code: request.form.get(f"q_{q.code}", "") for q in chosen.questions}
+        try:
+            case = open_case(
+                client,
+                chosen.code,
+                current_user.ref,
+                today=day,
+                period_label=(form.period.data or "").strip() or None,
+                answers=answers,
+                assigned_user=_user_or_none(form.assigned_user.data, staff),
+            )
+        except DuplicateCase as exc:
+            flash(exc.message, "error")
+            return redirect(url_for("cases.case", case_id=exc.existing.id))
+        except CaseError as exc:
+            form.form_errors.append(exc.message)
+        else:
+            db.session.commit()
+            flash(_("Dossier ouvert."), "success")
+            return redirect(url_for("cases.case", case_id=case.id))
+    return render_template(
+        "cases/open.html",
+        client=client,
+        form=form,
+        procedures=procedures,
+        chosen=chosen,
+        answers=request.form,
+    )
+
+
+# --- The case page -----------------------------------------------------------------------
+
+
+def _item_rows(case: Case) -> list[dict[str, Any]]:
+    rows = []
+    for item in case.items:
+        spec = spec_of(case, item)
+        rows.append(
+            {
+                "item": item,
+                "spec": spec,
+                "display": display_value(spec, item.value) if item.kind.value == "value" else "",
+                "status_label": ITEM_STATUS_LABELS[item.status],
+            }
+        )
+    return rows
+
+
+@bp.get("/dossiers/<int:case_id>")
+@login_required
+def case(case_id: int) -> str:
+    case = get_or_404(Case, case_id)
+    staff = _staff()
+    assign_form = AssignForm(version=case.version, assigned_user=str(case.assigned_user_id or ""))
+    assign_form.assigned_user.choices = _staff_choices(staff)
+    status_form = StatusForm(version=case.version)
+    status_form.status.choices = [
+        SelectChoice(s.value, STATUS_LABELS[s]) for s in CaseStatus if s in TRANSITIONS[case.status]
+    ]
+    history = db.session.scalars(case_history(case)).all()
+    names = {u.ref: u.name for u in staff}
+    return render_template(
+        "cases/case.html",
+        case=case,
+        client=case.client,
+        procedure=procedure_of(case),
+        period=parse_period(case.period_label),
+        rows=_item_rows(case),
+        missing=missing_required(case),
+        today=today(),
+        statuses=STATUS_LABELS,
+        assign_form=assign_form,
+        status_form=status_form,
+        value_form=ValueForm(version=case.version),
+        review_form=ReviewForm(version=case.version),
+        history=history,
+        names=names,
+        assigned=next((u for u in staff if u.id == case.assigned_user_id), None),
+    )
+
+
+def _save(case: Case, success: str) -> Response:
+    """Commit once; a concurrent save of the same case is refused, never silently lost."""
+    try:
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+        flash(StaleCase().message, "error")
+    else:
+        flash(success, "success")
+    return redirect(url_for("cases.case", case_id=case.id))
+
+
+def _refused(case: Case, exc: CaseError) -> Response:
+    db.session.rollback()
+    flash(exc.message, "error")
+    return redirect(url_for("cases.case", case_id=case.id))
+
+
+def _invalid_form(case: Case) -> Response:
+    flash(_("Le formulaire n'est pas valide : rechargez la page et recommencez."), "error")
+    return redirect(url_for("cases.case", case_id=case.id))
+
+
+@bp.post("/dossiers/<int:case_id>/statut")
+@login_required
+def case_status(case_id: int) -> Response:
+    case = get_or_404(Case, case_id)
+    require(Role.agent)
+    form = StatusForm()
+    form.status.choices = [SelectChoice(s.value, STATUS_LABELS[s]) for s in CaseStatus]
+    if not form.validate_on_submit():
+        return _invalid_form(case)
+    try:
+        change_status(
+            case,
+            CaseStatus(form.status.data),
+            current_user.ref,
+            expected_version=int(form.version.data),
+            filing_reference=form.filing_reference.data,
+        )
+    except CaseError as exc:
+        return _refused(case, exc)
+    return _save(case, _("État du dossier mis à jour."))
+
+
+@bp.post("/dossiers/<int:case_id>/attribuer")
+@login_required
+def case_assign(case_id: int) -> Response:
+    case = get_or_404(Case, case_id)
+    require(Role.agent)
+    staff = _staff()
+    form = AssignForm()
+    form.assigned_user.choices = _staff_choices(staff)
+    if not form.validate_on_submit():
+        return _invalid_form(case)
+    try:
+        assign(
+            case,
+            _user_or_none(form.assigned_user.data, staff),
+            current_user.ref,
+            expected_version=int(form.version.data),
+        )
+    except CaseError as exc:
+        return _refused(case, exc)
+    return _save(case, _("Agent référent mis à jour."))
+
+
+def _case_item(case_id: int, item_id: int) -> tuple[Case, ChecklistItem]:
+    case = get_or_404(Case, case_id)
+    item = get_or_404(ChecklistItem, item_id)
+    if item.case_id != case.id:
+        abort(404)
+    return case, item
+
+
+@bp.post("/dossiers/<int:case_id>/elements/<int:item_id>/valeur")
+@login_required
+def item_value(case_id: int, item_id: int) -> Response:
+    case, item = _case_item(case_id, item_id)
+    require(Role.agent)
+    form = ValueForm()
+    if not form.validate_on_submit():
+        return _invalid_form(case)
+    try:
+        set_value(
+            case, item, form.value.data, current_user.ref, expected_version=int(form.version.data)
+        )
+    except CaseError as exc:
+        return _refused(case, exc)
+    return _save(case, _("Valeur enregistrée : « %(label)s ».", label=item.label))
+
+
+REVIEW_ACTIONS = {
+    "accepter": ItemStatus.accepted,
+    "refuser": ItemStatus.rejected,
+    "dispenser": ItemStatus.waived,
+    "reinitialiser": ItemStatus.missing,
+}
+
+
+@bp.post("/dossiers/<int:case_id>/elements/<int:item_id>/etat")
+@login_required
+def item_review(case_id: int, item_id: int) -> Response:
+    case, item = _case_item(case_id, item_id)
+    require(Role.agent)
+    form = ReviewForm()
+    if not form.validate_on_submit() or form.action.data not in REVIEW_ACTIONS:
+        return _invalid_form(case)
+    try:
+        review_item(
+            case,
+            item,
+            REVIEW_ACTIONS[form.action.data],
+            current_user.ref,
+            expected_version=int(form.version.data),
+            reason=form.reason.data,
+        )
+    except CaseError as exc:
+        return _refused(case, exc)
+    return _save(
+        case,
+        _("« %(label)s » : %(state)s.", label=item.label, state=ITEM_STATUS_LABELS[item.status]),
+    )
+
+
+# --- Calendar feeds ----------------------------------------------------------------------
+
+
+def _feed_url(token: str) -> str:
+    return current_app.config["PUBLIC_URL"] + url_for("cases.feed_ics", token=token)
+
+
+def _calendar_page(new_url: str | None = None, new_kind: str | None = None) -> str:
+    mine = feeds.active_feeds(current_user.org_id, current_user.id)
+    org_feeds = (
+        feeds.active_feeds(current_user.org_id, None) if current_user.can(Role.admin) else []
+    )
+    return render_template(
+        "cases/calendar.html",
+        mine=mine[0] if mine else None,
+        org_feed=org_feeds[0] if org_feeds else None,
+        new_url=new_url,
+        new_kind=new_kind,
+        form=ActionForm(),
+    )
+
+
+@bp.get("/calendrier")
+@login_required
+def calendar() -> str:
+    return _calendar_page()
+
+
+@bp.post("/calendrier/personnel")
+@login_required
+def calendar_mine() -> str | Response:
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("cases.calendar"))
+    _feed, token = feeds.create_feed(current_user.org_id, current_user.id, current_user.ref)
+    db.session.commit()
+    # Shown once, on this page only: only its digest is stored.
+    return _calendar_page(new_url=_feed_url(token), new_kind="mine")
+
+
+@bp.post("/calendrier/organisation")
+@login_required
+def calendar_org() -> str | Response:
+    require(Role.admin)
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("cases.calendar"))
+    _feed, token = feeds.create_feed(current_user.org_id, None, current_user.ref)
+    db.session.commit()
+    return _calendar_page(new_url=_feed_url(token), new_kind="org")
+
+
+@bp.post("/calendrier/<int:feed_id>/revoquer")
+@login_required
+def calendar_revoke(feed_id: int) -> Response:
+    feed = get_or_404(CalendarFeed, feed_id)
+    if feed.user_id != current_user.id:
+        require(Role.admin)
+    if ActionForm().validate_on_submit():
+        feeds.revoke_feed(feed, current_user.ref)
+        db.session.commit()
+        flash(_("Adresse du calendrier révoquée : elle ne fonctionne plus."), "success")
+    return redirect(url_for("cases.calendar"))
+
+
+@bp.get("/ics/<token>.ics")
+@limiter.limit("60 per minute")
+def feed_ics(token: str) -> Response:
+    feed = feeds.find_feed(token)
+    if feed is None:
+        abort(404)
+    with bind_org(feed.org_id):
+        if feed.user_id is not None:
+            owner = db.session.get(User, feed.user_id)
+            if owner is None or not owner.active:
+                abort(404)
+        feed.last_used_at = utcnow()
+        cases = db.session.scalars(feed_cases(feed.user_id, feeds.feed_since(today()))).unique()
+        org_name = db.session.get(Organisation, feed.org_id).name
+        body = feeds.render_ics(
+            cases,
+            name=f"Pochette – {org_name}",
+            host=request.host.split(":")[0],
+            case_url=lambda c: (
+                current_app.config["PUBLIC_URL"] + url_for("cases.case", case_id=c.id)
+            ),
+        )
+        db.session.commit()
+    response = Response(body, mimetype="text/calendar")
+    response.headers["Content-Disposition"] = 'inline; filename="pochette.ics"'
+    return response

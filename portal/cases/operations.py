@@ -1,0 +1,368 @@
+"""Opening cases, building their checklists, moving them through the workflow.
+
+Every function takes the actor (a reference such as "user:12" or "system:recurrence")
+explicitly, never commits, and refuses a save based on a stale version of the case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from portal import audit
+from portal.accounts.models import User
+from portal.cases.deadlines import DeadlineError, due_date, next_period
+from portal.cases.models import (
+    Case,
+    CaseStatus,
+    ChecklistItem,
+    ItemKind,
+    ItemStatus,
+)
+from portal.cases.periods import Period, PeriodError, parse_period
+from portal.checklists.catalog import DocumentSpec, Procedure, ValueSpec, catalog
+from portal.checklists.values import ValueProblem, parse_value
+from portal.clients.models import Client
+from portal.db import db, utcnow
+
+
+class CaseError(ValueError):
+    """A refused change; the message is French and meant for the person who asked."""
+
+    def __init__(self, message: object) -> None:
+        super().__init__(str(message))
+        self.message = message
+
+
+class DuplicateCase(CaseError):
+    def __init__(self, existing: Case) -> None:
+        super().__init__(_("Un dossier existe déjà pour cette démarche et cette période."))
+        self.existing = existing
+
+
+class StaleCase(CaseError):
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "Ce dossier a été modifié par quelqu'un d'autre pendant que vous le consultiez. "
+                "Vos changements n'ont pas été enregistrés : rechargez la page et recommencez."
+            )
+        )
+
+
+STATUS_LABELS = {
+    CaseStatus.open: _l("Ouvert"),
+    CaseStatus.waiting_client: _l("En attente de l'usager"),
+    CaseStatus.ready: _l("Prêt"),
+    CaseStatus.pack_ready: _l("Dossier PDF prêt"),
+    CaseStatus.filed: _l("Déposé"),
+    CaseStatus.closed: _l("Clos"),
+    CaseStatus.cancelled: _l("Annulé"),
+}
+
+ITEM_STATUS_LABELS = {
+    ItemStatus.missing: _l("Manquant"),
+    ItemStatus.received: _l("Reçu, à vérifier"),
+    ItemStatus.accepted: _l("Accepté"),
+    ItemStatus.rejected: _l("Refusé"),
+    ItemStatus.waived: _l("Dispensé"),
+}
+
+# Which status may follow which. Anything else is refused with a message.
+TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
+    CaseStatus.open: frozenset(
+        {CaseStatus.waiting_client, CaseStatus.ready, CaseStatus.filed, CaseStatus.cancelled}
+    ),
+    CaseStatus.waiting_client: frozenset(
+        {CaseStatus.open, CaseStatus.ready, CaseStatus.filed, CaseStatus.cancelled}
+    ),
+    CaseStatus.ready: frozenset(
+        {
+            CaseStatus.open,
+            CaseStatus.waiting_client,
+            CaseStatus.pack_ready,
+            CaseStatus.filed,
+            CaseStatus.cancelled,
+        }
+    ),
+    CaseStatus.pack_ready: frozenset(
+        {CaseStatus.ready, CaseStatus.open, CaseStatus.filed, CaseStatus.cancelled}
+    ),
+    CaseStatus.filed: frozenset({CaseStatus.closed, CaseStatus.open}),
+    CaseStatus.closed: frozenset({CaseStatus.open}),
+    CaseStatus.cancelled: frozenset({CaseStatus.open}),
+}
+
+
+def procedure_of(case: Case) -> Procedure:
+    return catalog().get(case.procedure_code)
+
+
+def available_procedures(client: Client, today: date | None = None) -> list[Procedure]:
+    """The procedures that apply to this client's situation, in catalog order."""
+    return catalog().applicable(client.situation(today))
+
+
+def default_period(procedure: Procedure, client: Client, today: date) -> Period | None:
+    """The next period due for this client (what staff most likely want to open)."""
+    return next_period(procedure, client.situation(today), today)
+
+
+def find_case(client_id: int, procedure_code: str, period_label: str) -> Case | None:
+    stmt = select(Case).where(
+        Case.client_id == client_id,
+        Case.procedure_code == procedure_code,
+        Case.period_label == period_label,
+    )
+    return db.session.execute(stmt).scalar_one_or_none()
+
+
+def _situation(client: Client, answers: Mapping[str, Any], today: date) -> dict[str, Any]:
+    situation = client.situation(today)
+    situation.update({f"answers.{k}": v for k, v in answers.items()})
+    return situation
+
+
+def _clean_answers(procedure: Procedure, raw: Mapping[str, Any]) -> dict[str, str]:
+    answers: dict[str, str] = {}
+    for question in procedure.questions:
+        value = raw.get(question.code)
+        if value in (None, ""):
+            raise CaseError(_("Répondez à la question « %(q)s ».", q=question.label))
+        if value not in question.choices:
+            raise CaseError(_("Réponse inconnue à la question « %(q)s ».", q=question.label))
+        answers[question.code] = str(value)
+    return answers
+
+
+def open_case(
+    client: Client,
+    procedure_code: str,
+    actor: str,
+    *,
+    today: date,
+    period_label: str | None = None,
+    answers: Mapping[str, Any] | None = None,
+    assigned_user: User | None = None,
+) -> Case:
+    """A new case with its due date and checklist; DuplicateCase if it exists already."""
+    try:
+        procedure = catalog().get(procedure_code)
+    except KeyError:
+        raise CaseError(_("Démarche inconnue : %(code)s.", code=procedure_code)) from None
+    if client.archived:
+        raise CaseError(_("Cet usager est archivé : restaurez-le avant d'ouvrir un dossier."))
+    situation = client.situation(today)
+    if not procedure.applies(situation):
+        raise CaseError(
+            _("La démarche « %(title)s » ne concerne pas cet usager.", title=procedure.title)
+        )
+    try:
+        period = (
+            parse_period(period_label) if period_label else next_period(procedure, situation, today)
+        )
+    except PeriodError as exc:
+        raise CaseError(str(exc)) from None
+    if period is None:
+        raise CaseError(_("Indiquez la période concernée."))
+    existing = find_case(client.id, procedure.code, period.label)
+    if existing is not None:
+        raise DuplicateCase(existing)
+    clean = _clean_answers(procedure, answers or {})
+    try:
+        deadline = due_date(procedure, period, situation)
+    except (DeadlineError, PeriodError) as exc:
+        raise CaseError(str(exc)) from None
+    if assigned_user is not None and assigned_user.org_id != client.org_id:
+        raise CaseError(_("Cet agent n'existe pas."))
+    case = Case(
+        org_id=client.org_id,
+        client_id=client.id,
+        procedure_code=procedure.code,
+        procedure_version=procedure.version,
+        period_label=period.label,
+        period_start_on=period.start,
+        period_end_on=period.end,
+        due_on=deadline.due_on,
+        opens_on=deadline.opens_on,
+        due_status=deadline.status,
+        due_tag=deadline.tag,
+        status=CaseStatus.open,
+        assigned_user_id=(assigned_user.id if assigned_user else client.assigned_user_id),
+        answers=clean,
+    )
+    case.items = build_items(procedure, _situation(client, clean, today), client.org_id)
+    db.session.add(case)
+    db.session.flush()
+    audit.record(
+        client.org_id,
+        actor,
+        "case.opened",
+        case.ref,
+        client=client.id,
+        procedure=procedure.code,
+        period=period.label,
+    )
+    return case
+
+
+def build_items(
+    procedure: Procedure, situation: Mapping[str, Any], org_id: int
+) -> list[ChecklistItem]:
+    """The checklist the catalog asks of this situation: conditional lines appear or not."""
+    items = []
+    for position, spec in enumerate(procedure.items_for(situation), start=1):
+        kind = ItemKind.document if isinstance(spec, DocumentSpec) else ItemKind.value
+        items.append(
+            ChecklistItem(
+                org_id=org_id,
+                position=position,
+                code=spec.code,
+                kind=kind,
+                label=spec.label[:200],
+                required=spec.required,
+                status=ItemStatus.missing,
+            )
+        )
+    return items
+
+
+def spec_of(case: Case, item: ChecklistItem) -> ValueSpec | DocumentSpec | None:
+    procedure = procedure_of(case)
+    for spec in (*procedure.documents, *procedure.values):
+        if spec.code == item.code:
+            return spec
+    return None
+
+
+def _check_version(case: Case, expected_version: int | None) -> None:
+    if expected_version is not None and int(expected_version) != case.version:
+        raise StaleCase()
+
+
+def _touch(case: Case) -> None:
+    # Any change to a checklist line is a change to the case: it bumps the version.
+    case.updated_at = utcnow()
+
+
+def change_status(
+    case: Case,
+    new: CaseStatus,
+    actor: str,
+    *,
+    expected_version: int | None,
+    filing_reference: str | None = None,
+) -> None:
+    _check_version(case, expected_version)
+    if new == case.status:
+        return
+    if new not in TRANSITIONS[case.status]:
+        raise CaseError(
+            _(
+                "Un dossier « %(old)s » ne peut pas passer à « %(new)s ».",
+                old=STATUS_LABELS[case.status],
+                new=STATUS_LABELS[new],
+            )
+        )
+    if new == CaseStatus.ready and any(i.required and i.is_open for i in case.items):
+        raise CaseError(
+            _("Des éléments obligatoires manquent encore : le dossier ne peut pas être prêt.")
+        )
+    old = case.status
+    case.status = new
+    now = utcnow()
+    if new == CaseStatus.filed:
+        case.filed_at = now
+        if filing_reference:
+            case.filing_reference = filing_reference.strip()[:100]
+    elif new == CaseStatus.closed:
+        case.closed_at = now
+    elif new == CaseStatus.open:
+        case.closed_at = None
+        if old in (CaseStatus.filed, CaseStatus.closed):
+            case.filed_at = None
+    _touch(case)
+    audit.record(case.org_id, actor, "case.status", case.ref, old=old.value, new=new.value)
+
+
+def assign(case: Case, user: User | None, actor: str, *, expected_version: int | None) -> None:
+    _check_version(case, expected_version)
+    if user is not None and (user.org_id != case.org_id or not user.active):
+        raise CaseError(_("Cet agent n'existe pas ou n'est plus actif."))
+    case.assigned_user_id = user.id if user else None
+    _touch(case)
+    audit.record(case.org_id, actor, "case.assigned", case.ref, user=case.assigned_user_id)
+
+
+def set_value(
+    case: Case,
+    item: ChecklistItem,
+    raw: str | None,
+    actor: str,
+    *,
+    expected_version: int | None,
+    by_staff: bool = True,
+) -> str:
+    """Store a typed value. Staff entries count as checked; a client's waits for review."""
+    _check_version(case, expected_version)
+    if item.kind != ItemKind.value or item.case_id != case.id:
+        raise CaseError(_("Cet élément n'attend pas de valeur."))
+    if not case.active:
+        raise CaseError(_("Ce dossier n'est plus en cours : il ne peut plus être modifié."))
+    spec = spec_of(case, item)
+    if not isinstance(spec, ValueSpec):
+        raise CaseError(_("Cet élément n'existe plus dans la démarche."))
+    if not by_staff and spec.filled_by != "client":
+        raise CaseError(_("Cette valeur est remplie par votre accompagnant."))
+    try:
+        value = parse_value(spec, raw)
+    except ValueProblem as exc:
+        raise CaseError(exc.message) from None
+    item.value = value
+    item.status = ItemStatus.accepted if by_staff else ItemStatus.received
+    item.reason = None
+    item.updated_by = actor
+    _touch(case)
+    # The journal says that a value changed, never the value (income is personal data).
+    audit.record(case.org_id, actor, "item.value", case.ref, item=item.code)
+    return value
+
+
+def review_item(
+    case: Case,
+    item: ChecklistItem,
+    status: ItemStatus,
+    actor: str,
+    *,
+    expected_version: int | None,
+    reason: str | None = None,
+) -> None:
+    """Accept, reject (with a reason the client sees), waive (with a reason) or reset a line."""
+    _check_version(case, expected_version)
+    if item.case_id != case.id:
+        raise CaseError(_("Cet élément n'appartient pas à ce dossier."))
+    if not case.active:
+        raise CaseError(_("Ce dossier n'est plus en cours : il ne peut plus être modifié."))
+    reason = (reason or "").strip() or None
+    if status in (ItemStatus.rejected, ItemStatus.waived) and not reason:
+        raise CaseError(_("Indiquez la raison : l'usager la verra."))
+    if status == ItemStatus.accepted and item.kind == ItemKind.value and not item.value:
+        raise CaseError(_("Aucune valeur n'a été saisie : il n'y a rien à valider."))
+    if status == ItemStatus.received:
+        raise CaseError(_("Cet état est donné par l'envoi d'un document ou d'une valeur."))
+    item.status = status
+    item.reason = reason if status in (ItemStatus.rejected, ItemStatus.waived) else None
+    if status == ItemStatus.missing and item.kind == ItemKind.value:
+        item.value = None
+    item.updated_by = actor
+    _touch(case)
+    audit.record(case.org_id, actor, "item.status", case.ref, item=item.code, status=status.value)
+
+
+def missing_required(case: Case) -> list[ChecklistItem]:
+    return [i for i in case.items if i.required and i.is_open]

@@ -1,0 +1,105 @@
+"""Create the cases that clients' profiles imply for the coming periods.
+
+Called by the daily cron and by `flask --app wsgi create-cases`. Running it twice creates
+nothing more: existing (client, procedure, period) triples are read first, and the unique
+constraint refuses a duplicate that a concurrent run would try to add.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from portal.accounts.models import Organisation
+from portal.cases.deadlines import DeadlineError, periods_due
+from portal.cases.models import Case
+from portal.cases.operations import CaseError, open_case
+from portal.checklists.catalog import Procedure, catalog
+from portal.clients.models import Client
+from portal.db import db
+from portal.tenancy import bind_org
+
+ACTOR = "system:recurrence"
+DEFAULT_HORIZON_DAYS = 45
+
+
+@dataclass
+class RecurrenceReport:
+    created: list[tuple[int, str, str]] = field(default_factory=list)  # client, code, period
+    skipped: list[tuple[int, str, str, str]] = field(default_factory=list)  # + the reason
+
+    @property
+    def count(self) -> int:
+        return len(self.created)
+
+
+def _org_ids() -> list[int]:
+    return list(db.session.scalars(select(Organisation.id).order_by(Organisation.id)))
+
+
+def create_coming_cases(
+    today: date,
+    *,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    org_ids: list[int] | None = None,
+    dry_run: bool = False,
+) -> RecurrenceReport:
+    """For every active client of each organisation, open the cases his profile implies."""
+    report = RecurrenceReport()
+    procedures = [p for p in catalog() if p.auto_create]
+    for org_id in org_ids if org_ids is not None else _org_ids():
+        with bind_org(org_id):
+            _for_org(org_id, today, horizon_days, procedures, report, dry_run)
+    return report
+
+
+def _for_org(
+    org_id: int,
+    today: date,
+    horizon_days: int,
+    procedures: list[Procedure],
+    report: RecurrenceReport,
+    dry_run: bool,
+) -> None:
+    clients = db.session.scalars(
+        select(Client).where(Client.org_id == org_id, Client.archived_at.is_(None))
+    ).all()
+    existing = set(
+        db.session.execute(
+            select(Case.client_id, Case.procedure_code, Case.period_label).where(
+                Case.org_id == org_id
+            )
+        )
+    )
+    for client in clients:
+        situation = client.situation(today)
+        for procedure in procedures:
+            if not procedure.applies(situation):
+                continue
+            try:
+                periods = periods_due(procedure, situation, today, horizon_days)
+            except DeadlineError as exc:
+                # The profile lacks a needed fact (periodicity, CAF months...): say so.
+                report.skipped.append((client.id, procedure.code, "", str(exc)[:200]))
+                continue
+            for period in periods:
+                key = (client.id, procedure.code, period.label)
+                if key in existing:
+                    continue
+                if dry_run:
+                    report.created.append(key)
+                    continue
+                try:
+                    with db.session.begin_nested():
+                        open_case(
+                            client, procedure.code, ACTOR, today=today, period_label=period.label
+                        )
+                except (CaseError, IntegrityError) as exc:
+                    # Another run got there first, or the profile lacks a needed fact.
+                    report.skipped.append((*key, str(exc)[:200]))
+                    continue
+                existing.add(key)
+                report.created.append(key)
