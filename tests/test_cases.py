@@ -422,3 +422,20 @@ def test_organisation_feed_is_for_admins(http, org, agent, admin):
     assert ".ics" in http2.post_form("/calendrier/organisation", page="/calendrier").get_data(
         as_text=True
     )
+
+
+def test_create_cases_command_dry_run_then_real_run(app, org):
+    client = micro(org)
+    db.session.commit()
+    runner = app.test_cli_runner()
+    dry = runner.invoke(args=["create-cases", "--today", "2026-11-27", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert f"would create client:{client.id} urssaf-ca 2026-10" in dry.output
+    with bind_org(org.id):
+        assert db.session.scalar(select(func.count()).select_from(Case)) == 0
+    real = runner.invoke(args=["create-cases", "--today", "2026-11-27"])
+    assert f"created client:{client.id} urssaf-ca 2026-10" in real.output
+    again = runner.invoke(args=["create-cases", "--today", "2026-11-27"])
+    assert f"client:{client.id}" not in again.output
+    bad = runner.invoke(args=["create-cases", "--today", "27/11/2026"])
+    assert bad.exit_code == 2 and "invalide" in bad.output

@@ -160,17 +160,24 @@ def test_user_emails_are_unique_across_organisations(ctx, admin, other_org):
     assert db.session.scalar(select(User).where(User.name == "X")) is None
 
 
-def test_access_logs_do_not_keep_url_tokens():
+@pytest.mark.parametrize(
+    ("path", "redacted"),
+    [
+        ("/mot-de-passe/AbC123_secret-token?x=1", "/mot-de-passe/[caché]?x=1"),
+        ("/ics/AbC123_secret-token.ics", "/ics/[caché]"),
+    ],
+)
+def test_access_logs_do_not_keep_url_tokens(path, redacted):
     record = logging.LogRecord(
         "werkzeug",
         logging.INFO,
         __file__,
         1,
         '%s - - "%s" %s',
-        ("127.0.0.1", "GET /mot-de-passe/AbC123_secret-token?x=1 HTTP/1.1", "200"),
+        ("127.0.0.1", f"GET {path} HTTP/1.1", "200"),
         None,
     )
     assert RedactTokens().filter(record)
     line = record.getMessage()
     assert "AbC123_secret-token" not in line
-    assert "GET /mot-de-passe/[caché]?x=1 HTTP/1.1" in line
+    assert f"GET {redacted} HTTP/1.1" in line

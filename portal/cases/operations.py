@@ -149,8 +149,13 @@ def open_case(
     period_label: str | None = None,
     answers: Mapping[str, Any] | None = None,
     assigned_user: User | None = None,
+    known_new: bool = False,
 ) -> Case:
-    """A new case with its due date and checklist; DuplicateCase if it exists already."""
+    """A new case with its due date and checklist; DuplicateCase if it exists already.
+
+    `known_new`: the caller has already read the existing cases (the recurring generator),
+    so the lookup is skipped; the unique constraint still refuses a duplicate.
+    """
     try:
         procedure = catalog().get(procedure_code)
     except KeyError:
@@ -170,7 +175,7 @@ def open_case(
         raise CaseError(str(exc)) from None
     if period is None:
         raise CaseError(_("Indiquez la période concernée."))
-    existing = find_case(client.id, procedure.code, period.label)
+    existing = None if known_new else find_case(client.id, procedure.code, period.label)
     if existing is not None:
         raise DuplicateCase(existing)
     clean = _clean_answers(procedure, answers or {})

@@ -95,7 +95,12 @@ def _for_org(
                 try:
                     with db.session.begin_nested():
                         open_case(
-                            client, procedure.code, ACTOR, today=today, period_label=period.label
+                            client,
+                            procedure.code,
+                            ACTOR,
+                            today=today,
+                            period_label=period.label,
+                            known_new=True,
                         )
                 except (CaseError, IntegrityError) as exc:
                     # Another run got there first, or the profile lacks a needed fact.

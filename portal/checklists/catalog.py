@@ -26,6 +26,7 @@ from portal.checklists.conditions import (
     Condition,
     evaluate,
     parse,
+    type_name,
 )
 
 __all__ = [
@@ -266,22 +267,6 @@ class Catalog:
 # --- validation helpers ----------------------------------------------------------------------
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, dt.datetime):
-        return "date-time"
-    if isinstance(value, dt.date):
-        return "date"
-    if isinstance(value, Mapping):
-        return "mapping"
-    return {str: "string", int: "integer", float: "number", list: "list"}.get(
-        type(value), type(value).__name__
-    )
-
-
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
@@ -305,7 +290,7 @@ class _Reader:
         optional: tuple[str, ...] = (),
     ) -> Mapping[str, Any]:
         if not isinstance(raw, Mapping):
-            raise self.error(path, f"wrong type: expected a mapping, got {_type_name(raw)}")
+            raise self.error(path, f"wrong type: expected a mapping, got {type_name(raw)}")
         for key in raw:
             if not isinstance(key, str):
                 raise self.error(path, f"wrong type: key {key!r} is not a string")
@@ -324,7 +309,7 @@ class _Reader:
         if raw is None and nullable:
             return None
         if not isinstance(raw, str):
-            raise self.error(path, f"wrong type: expected a string, got {_type_name(raw)}")
+            raise self.error(path, f"wrong type: expected a string, got {type_name(raw)}")
         if not raw.strip():
             raise self.error(path, "empty string")
         if max_length is not None and len(raw) > max_length:
@@ -338,7 +323,7 @@ class _Reader:
 
     def boolean(self, raw: Any, path: str) -> bool:
         if not isinstance(raw, bool):
-            raise self.error(path, f"wrong type: expected true or false, got {_type_name(raw)}")
+            raise self.error(path, f"wrong type: expected true or false, got {type_name(raw)}")
         return raw
 
     def integer(
@@ -353,7 +338,7 @@ class _Reader:
         if raw is None and nullable:
             return None
         if not isinstance(raw, int) or isinstance(raw, bool):
-            raise self.error(path, f"wrong type: expected an integer, got {_type_name(raw)}")
+            raise self.error(path, f"wrong type: expected an integer, got {type_name(raw)}")
         if minimum is not None and raw < minimum:
             raise self.error(path, f"{raw} is below the minimum {minimum}")
         if maximum is not None and raw > maximum:
@@ -362,20 +347,20 @@ class _Reader:
 
     def number(self, raw: Any, path: str) -> int | float:
         if not isinstance(raw, int | float) or isinstance(raw, bool):
-            raise self.error(path, f"wrong type: expected a number, got {_type_name(raw)}")
+            raise self.error(path, f"wrong type: expected a number, got {type_name(raw)}")
         return raw
 
     def date(self, raw: Any, path: str) -> dt.date:
         if isinstance(raw, dt.datetime) or not isinstance(raw, dt.date):
             hint = " (write it unquoted, YYYY-MM-DD)" if isinstance(raw, str) else ""
-            raise self.error(path, f"wrong type: expected a date, got {_type_name(raw)}{hint}")
+            raise self.error(path, f"wrong type: expected a date, got {type_name(raw)}{hint}")
         return raw
 
     def list(self, raw: Any, path: str, *, nullable: bool = True) -> list[Any]:
         if raw is None and nullable:
             return []
         if not isinstance(raw, list):
-            raise self.error(path, f"wrong type: expected a list, got {_type_name(raw)}")
+            raise self.error(path, f"wrong type: expected a list, got {type_name(raw)}")
         return raw
 
     def choice(self, raw: Any, path: str, allowed: tuple[str, ...] | Mapping[str, Any]) -> str:
@@ -402,7 +387,7 @@ class _Reader:
 
     def string_map(self, raw: Any, path: str) -> Mapping[str, str]:
         if not isinstance(raw, Mapping):
-            raise self.error(path, f"wrong type: expected a mapping, got {_type_name(raw)}")
+            raise self.error(path, f"wrong type: expected a mapping, got {type_name(raw)}")
         if not raw:
             raise self.error(path, "empty mapping")
         result: dict[str, str] = {}
@@ -609,7 +594,7 @@ def _read_cell(r: _Reader, raw: Any, path: str) -> Any:
     if isinstance(raw, str) and _QUOTED_DATE.fullmatch(raw):
         raise r.error(path, f"quoted date {raw!r}: write it unquoted so it is read as a date")
     if raw is not None and not isinstance(raw, str | int | float | bool | dt.date):
-        raise r.error(path, f"wrong type: a cell is a scalar, got {_type_name(raw)}")
+        raise r.error(path, f"wrong type: a cell is a scalar, got {type_name(raw)}")
     return raw
 
 
@@ -617,7 +602,7 @@ def _read_tables(r: _Reader, raw: Any) -> Mapping[str, Table]:
     if raw is None:
         return MappingProxyType({})
     if not isinstance(raw, Mapping):
-        raise r.error("tables", f"wrong type: expected a mapping, got {_type_name(raw)}")
+        raise r.error("tables", f"wrong type: expected a mapping, got {type_name(raw)}")
     tables: dict[str, Table] = {}
     for name, body in raw.items():
         path = _join("tables", r.code(name, "tables"))
@@ -689,7 +674,7 @@ def _read_deadline(r: _Reader, raw: Any, period: str, tables: Mapping[str, Table
                     if cell is not None and not isinstance(cell, dt.date):
                         raise r.error(
                             f"tables.{table_name}.rows[{index}].{column}",
-                            f"wrong type: expected a date or null, got {_type_name(cell)}",
+                            f"wrong type: expected a date or null, got {type_name(cell)}",
                         )
             params[name] = table_name
         else:

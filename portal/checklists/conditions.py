@@ -146,7 +146,8 @@ def evaluate(condition: Condition | None, situation: Mapping[str, Any]) -> bool:
 # --- parsing ---------------------------------------------------------------------------------
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """The YAML word for a value's type, for error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -174,7 +175,7 @@ def _check_value(spec: FieldSpec, field: str, value: Any, where: str) -> Any:
         raise CatalogError(
             where,
             f"wrong type: {field} holds a {_kind_name(spec.kind)}, "
-            f"got {_type_name(value)} {value!r}",
+            f"got {type_name(value)} {value!r}",
         )
     if spec.choices is not None and value not in spec.choices:
         allowed = ", ".join(sorted(map(str, spec.choices)))
@@ -188,7 +189,7 @@ def _field_spec(
     field: Any, where: str, questions: Collection[str] | Mapping[str, Collection[str]]
 ) -> FieldSpec:
     if not isinstance(field, str):
-        raise CatalogError(where, f"wrong type: field must be a string, got {_type_name(field)}")
+        raise CatalogError(where, f"wrong type: field must be a string, got {type_name(field)}")
     if field.startswith(ANSWERS_PREFIX):
         code = field[len(ANSWERS_PREFIX) :]
         if code not in questions:
@@ -219,7 +220,7 @@ def parse(
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise CatalogError(where, f"wrong type: a condition is a mapping, got {_type_name(raw)}")
+        raise CatalogError(where, f"wrong type: a condition is a mapping, got {type_name(raw)}")
     keys = set(raw)
     combinators = keys & set(_COMBINATORS)
     if combinators:
@@ -236,7 +237,7 @@ def parse(
             return Not(item)
         if not isinstance(inner, list):
             raise CatalogError(
-                f"{where}.{name}", f"wrong type: expected a list, got {_type_name(inner)}"
+                f"{where}.{name}", f"wrong type: expected a list, got {type_name(inner)}"
             )
         if not inner:
             raise CatalogError(f"{where}.{name}", "empty list")
@@ -275,7 +276,7 @@ def parse(
         return IsSet(field, value)
     if op == "in":
         if not isinstance(value, list):
-            raise CatalogError(path, f"wrong type: expected a list, got {_type_name(value)}")
+            raise CatalogError(path, f"wrong type: expected a list, got {type_name(value)}")
         if not value:
             raise CatalogError(path, "empty list")
         checked = tuple(

@@ -135,7 +135,12 @@ def clean(data: ClientData, today: date | None = None) -> tuple[ClientData, list
             problem("email", _l("Cette adresse e-mail n’est pas valide."))
     phone = texts["phone"]
     if phone and not _PHONE.fullmatch(phone):
-        problem("phone", _l("Le numéro de téléphone ne peut contenir que des chiffres, + et ."))
+        problem(
+            "phone",
+            _l(
+                "Le numéro de téléphone ne peut contenir que des chiffres, des espaces et + ( ) - ."
+            ),
+        )
 
     postcode = normalise_postcode(data.postcode or "") or None
     if postcode:
