@@ -15,19 +15,20 @@ the dashboard and of a case page for that organisation, and the time of create_c
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import random
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import flask_migrate
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from portal import create_app
@@ -53,7 +54,7 @@ def _ms(samples: list[float]) -> str:
     return f"median {statistics.median(samples) * 1000:6.1f} ms   p95 {p95 * 1000:6.1f} ms"
 
 
-def _copy(raw, table: str, columns: list[str], rows) -> int:  # noqa: ANN001
+def _copy(raw: Any, table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> int:
     n = 0
     with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
@@ -70,7 +71,7 @@ def _due_table() -> dict[str, date | None]:
     return {lbl: due_date(procedure, parse_period(lbl), situation).due_on for lbl in labels}
 
 
-def seed(engine, rng: random.Random) -> int:  # noqa: ANN001
+def seed(engine: Engine, rng: random.Random) -> int:
     """Bulk rows through COPY; returns the id of the organisation with 20,000 clients."""
     now = datetime.now(UTC)
     raw = engine.raw_connection()
@@ -254,9 +255,10 @@ def seed(engine, rng: random.Random) -> int:  # noqa: ANN001
         raw.commit()
         # What autovacuum would have done by then on a live server: statistics and the
         # visibility map (index-only scans).
-        raw.autocommit = True
+        raw.driver_connection.autocommit = True
         with raw.cursor() as cur:
             cur.execute("VACUUM ANALYZE")
+        raw.driver_connection.autocommit = False  # the connection goes back to the pool
         print(f"seed: checklist items and VACUUM ANALYZE in {time.perf_counter() - t:.1f} s")
         return big
     finally:
@@ -323,7 +325,7 @@ def main() -> None:
 
     case_views.today = lambda: TODAY  # the seed's "today"
 
-    def timed(client, path: str) -> float:  # noqa: ANN001
+    def timed(client: Any, path: str) -> float:
         t = time.perf_counter()
         response = client.get(path)
         elapsed = time.perf_counter() - t

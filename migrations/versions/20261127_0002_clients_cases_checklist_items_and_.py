@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-27 16:07:38.983674
+Create Date: 2026-11-27 16:18:00.198092
 """
 
 from alembic import op
@@ -109,9 +109,9 @@ def upgrade() -> None:
     sa.UniqueConstraint('org_id', 'id', name=op.f('uq_cases_org_id_id'))
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
-        batch_op.create_index('ix_cases_active_org_id_assigned_user_id_due_on', ['org_id', 'assigned_user_id', 'due_on', 'id'], unique=False, postgresql_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"), sqlite_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"))
-        batch_op.create_index('ix_cases_active_org_id_due_on', ['org_id', 'due_on', 'id'], unique=False, postgresql_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"), sqlite_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"))
-        batch_op.create_index('ix_cases_active_org_id_status_due_on', ['org_id', 'status', 'due_on', 'id'], unique=False, postgresql_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"), sqlite_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"))
+        batch_op.create_index('ix_cases_active_org_id_assigned_user_id_due_on', ['org_id', 'assigned_user_id', 'due_on', 'id'], unique=False, postgresql_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"), postgresql_include=['status', 'procedure_code'], sqlite_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"))
+        batch_op.create_index('ix_cases_active_org_id_due_on', ['org_id', 'due_on', 'id'], unique=False, postgresql_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"), postgresql_include=['status', 'procedure_code', 'assigned_user_id'], sqlite_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"))
+        batch_op.create_index('ix_cases_active_org_id_status_due_on', ['org_id', 'status', 'due_on', 'id'], unique=False, postgresql_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"), postgresql_include=['procedure_code', 'assigned_user_id'], sqlite_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"))
         batch_op.create_index(batch_op.f('ix_cases_client_id'), ['client_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_org_id'), ['org_id'], unique=False)
 
@@ -152,9 +152,9 @@ def downgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cases_org_id'))
         batch_op.drop_index(batch_op.f('ix_cases_client_id'))
-        batch_op.drop_index('ix_cases_active_org_id_status_due_on', postgresql_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"), sqlite_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"))
-        batch_op.drop_index('ix_cases_active_org_id_due_on', postgresql_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"), sqlite_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"))
-        batch_op.drop_index('ix_cases_active_org_id_assigned_user_id_due_on', postgresql_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"), sqlite_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"))
+        batch_op.drop_index('ix_cases_active_org_id_status_due_on', postgresql_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"), postgresql_include=['procedure_code', 'assigned_user_id'], sqlite_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"))
+        batch_op.drop_index('ix_cases_active_org_id_due_on', postgresql_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"), postgresql_include=['status', 'procedure_code', 'assigned_user_id'], sqlite_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"))
+        batch_op.drop_index('ix_cases_active_org_id_assigned_user_id_due_on', postgresql_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"), postgresql_include=['status', 'procedure_code'], sqlite_where=sa.text("status IN ('open', 'waiting_client', 'ready', 'pack_ready')"))
 
     op.drop_table('cases')
     with op.batch_alter_table('clients', schema=None) as batch_op:
