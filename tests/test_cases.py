@@ -21,7 +21,7 @@ from portal.cases.operations import (
     review_item,
     set_value,
 )
-from portal.cases.recurrence import create_coming_cases
+from portal.cases.recurrence import create_coming_cases, refresh_unknown_due_dates
 from portal.clients.models import Activity, ClientKind, Periodicity
 from portal.db import db, utcnow
 from portal.tenancy import bind_org
@@ -439,3 +439,46 @@ def test_create_cases_command_dry_run_then_real_run(app, org):
     assert f"client:{client.id}" not in again.output
     bad = runner.invoke(args=["create-cases", "--today", "27/11/2026"])
     assert bad.exit_code == 2 and "invalide" in bad.output
+
+
+def test_opening_a_procedure_that_does_not_apply_says_so_and_stores_nothing(http, org, agent):
+    person = factories.ClientFactory(org=org, kind=ClientKind.person)
+    db.session.commit()
+    http.login(agent)
+    page = f"/usagers/{person.id}/dossiers/nouveau"
+    response = http.post_form(page, {"procedure": "urssaf-ca", "period": "2026-10"}, page=page)
+    assert response.status_code == 200
+    assert "ne concerne pas cet usager" in response.get_data(as_text=True)
+    with bind_org(org.id):
+        assert db.session.scalar(select(func.count()).select_from(Case)) == 0
+
+
+def test_a_deadline_published_later_dates_the_waiting_case(org, agent):
+    client = factories.ClientFactory(org=org, postcode="13001", departement="13")
+    case = open_case(client, "impots-revenus", agent.ref, today=TODAY, period_label="2024")
+    # Pretend it was opened before the 2025 calendar was known (as in winter 2024-2025).
+    case.due_on, case.due_status, case.due_tag = None, "unknown", "U"
+    db.session.flush()
+    dated = refresh_unknown_due_dates(org_ids=[org.id])
+    assert dated == [(case.id, date(2025, 5, 22))]  # zone 1 (13) for the 2024 income year
+    assert (case.due_on, case.due_status) == (date(2025, 5, 22), "known")
+    assert refresh_unknown_due_dates(org_ids=[org.id]) == []  # nothing left to date
+
+
+def test_case_list_pages_and_filters_keep_every_status(http, org, agent, monkeypatch):
+    monkeypatch.setattr("portal.cases.views.today", lambda: TODAY)
+    _cases(org, agent, 3)  # periods 2026-01..03: overdue on 27/11/2026
+    client = micro(org, last_name="Clos")
+    closed = open_case(client, "urssaf-ca", agent.ref, today=TODAY, period_label="2026-05")
+    closed.status = CaseStatus.closed
+    db.session.commit()
+    http.login(agent)
+    html = http.get("/dossiers?agent=all").get_data(as_text=True)
+    assert "4 dossiers" in html and "Clos" in html
+    overdue = http.get("/dossiers?agent=all&colonne=overdue").get_data(as_text=True)
+    assert "3 dossiers" in overdue
+    assert "Clos" not in overdue.split("<tbody>")[1]
+    by_period = http.get("/dossiers?agent=all&periode=2026-02").get_data(as_text=True)
+    assert "1 dossier" in by_period and "Charge1" in by_period
+    dashboard = http.get("/?agent=all").get_data(as_text=True)
+    assert 'href="/dossiers?colonne=overdue&amp;agent=all"' in dashboard

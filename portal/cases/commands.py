@@ -75,22 +75,26 @@ def due_date_command(
 @click.option("--dry-run", is_flag=True, help="Afficher sans rien créer.")
 @with_appcontext
 def create_cases_command(today_: str | None, horizon: int, dry_run: bool) -> None:
-    """Open, for every active client, the cases of the coming periods his profile implies.
+    """Open, for every active client, the cases of the coming periods his profile implies,
+    and date the cases whose deadline has been published since they were opened.
 
     Running it twice creates nothing more. The daily cron calls the same function.
     """
-    from portal.cases.recurrence import create_coming_cases
+    from portal.cases.recurrence import create_coming_cases, refresh_unknown_due_dates
     from portal.db import db
 
     try:
         day = date.fromisoformat(today_) if today_ else french_today()
     except ValueError:
         _fail(f"Date « {today_} » invalide : écrivez AAAA-MM-JJ.")
+    dated = refresh_unknown_due_dates()
     report = create_coming_cases(day, horizon_days=horizon, dry_run=dry_run)
     if dry_run:
         db.session.rollback()
     else:
         db.session.commit()
+    for case_id, due_on in dated:
+        click.echo(f"{'would date' if dry_run else 'dated'} case:{case_id} {due_on.isoformat()}")
     verb = "would create" if dry_run else "created"
     done = "would be created" if dry_run else "created"
     for client_id, code, label in report.created:

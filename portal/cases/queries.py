@@ -90,6 +90,18 @@ def dashboard_column(
     return _filtered(stmt, flt).order_by(Case.due_on.asc().nulls_last(), Case.id).limit(limit)
 
 
+def case_list(
+    today: date, flt: DashboardFilter, column: str | None = None, period: str | None = None
+) -> Select[Any]:
+    """Every case matching the filters (any status unless a column is asked), for paging."""
+    stmt = select(Case).options(joinedload(Case.client))
+    if column in COLUMNS:
+        stmt = stmt.where(_column_condition(column, today))
+    if period:
+        stmt = stmt.where(Case.period_label == period)
+    return _filtered(stmt, flt).order_by(Case.due_on.asc().nulls_last(), Case.id)
+
+
 def case_history(case: Case, limit: int = 100) -> Select[Any]:
     """The journal's entries about a case, newest first."""
     return (

@@ -13,10 +13,12 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from portal import audit
 from portal.accounts.models import Organisation
-from portal.cases.deadlines import DeadlineError, periods_due
-from portal.cases.models import Case
+from portal.cases.deadlines import DeadlineError, due_date, periods_due
+from portal.cases.models import ACTIVE_STATUSES, Case
 from portal.cases.operations import CaseError, open_case
+from portal.cases.periods import PeriodError, parse_period
 from portal.checklists.catalog import Procedure, catalog
 from portal.clients.models import Client
 from portal.db import db
@@ -108,3 +110,38 @@ def _for_org(
                     continue
                 existing.add(key)
                 report.created.append(key)
+
+
+def refresh_unknown_due_dates(org_ids: list[int] | None = None) -> list[tuple[int, date]]:
+    """Give a date to active cases whose deadline was not published when they were opened.
+
+    When next spring's income-tax calendar reaches the catalog, the cases opened in the
+    winter with "date non publiée" get their real date; nothing is ever guessed before.
+    Returns (case id, new due date) pairs.
+    """
+    updated: list[tuple[int, date]] = []
+    for org_id in org_ids if org_ids is not None else _org_ids():
+        with bind_org(org_id):
+            cases = db.session.scalars(
+                select(Case).where(
+                    Case.org_id == org_id,
+                    Case.due_status == "unknown",
+                    Case.status.in_(ACTIVE_STATUSES),
+                )
+            ).all()
+            for case in cases:
+                try:
+                    procedure = catalog().get(case.procedure_code)
+                    period = parse_period(case.period_label)
+                    found = due_date(procedure, period, case.client.situation())
+                except (KeyError, DeadlineError, PeriodError):
+                    continue
+                if found.status != "known" or found.due_on is None:
+                    continue
+                case.due_on, case.opens_on = found.due_on, found.opens_on
+                case.due_status, case.due_tag = found.status, found.tag
+                audit.record(
+                    org_id, ACTOR, "case.due_date", case.ref, due_on=found.due_on.isoformat()
+                )
+                updated.append((case.id, found.due_on))
+    return updated

@@ -51,6 +51,7 @@ from portal.cases.queries import (
     COLUMNS,
     DashboardFilter,
     case_history,
+    case_list,
     dashboard_column,
     dashboard_counts,
     feed_cases,
@@ -60,6 +61,7 @@ from portal.checklists.values import display_value
 from portal.clients.models import Client
 from portal.db import db, utcnow
 from portal.extensions import limiter
+from portal.pagination import paginate
 from portal.tenancy import bind_org, get_or_404, scoped
 
 bp = Blueprint("cases", __name__, template_folder="templates")
@@ -120,6 +122,46 @@ def dashboard() -> str:
         columns=columns,
         flt=flt,
         agent=agent,
+        args=_filter_args(agent, flt),
+        staff=_staff(),
+        procedures=list(catalog()),
+        statuses=STATUS_LABELS,
+    )
+
+
+def _filter_args(agent: str, flt: DashboardFilter) -> dict[str, str]:
+    """The filters as URL arguments, so links and pages keep them."""
+    args = {"agent": agent}
+    if flt.procedure_code:
+        args["procedure"] = flt.procedure_code
+    if flt.status is not None:
+        args["status"] = flt.status.value
+    return args
+
+
+@bp.get("/dossiers")
+@login_required
+def index() -> str:
+    day = today()
+    flt, agent = _dashboard_filter()
+    column = request.args.get("colonne")
+    column = column if column in COLUMNS else None
+    period = (request.args.get("periode") or "").strip()[:10] or None
+    page = paginate(case_list(day, flt, column, period), request.args.get("page", 1, type=int))
+    args = _filter_args(agent, flt)
+    if column:
+        args["colonne"] = column
+    if period:
+        args["periode"] = period
+    return render_template(
+        "cases/index.html",
+        page=page,
+        args=args,
+        today=day,
+        flt=flt,
+        agent=agent,
+        column=column,
+        period=period or "",
         staff=_staff(),
         procedures=list(catalog()),
         statuses=STATUS_LABELS,
@@ -170,6 +212,11 @@ def open_for_client(client_id: int) -> str | Response:
             db.session.commit()
             flash(_("Dossier ouvert."), "success")
             return redirect(url_for("cases.case", case_id=case.id))
+    if form.procedure.errors:
+        # The procedure travels in a hidden field: say what is wrong in words.
+        form.form_errors.append(
+            _("Cette démarche ne concerne pas cet usager : choisissez-en une autre.")
+        )
     return render_template(
         "cases/open.html",
         client=client,
@@ -227,6 +274,8 @@ def case(case_id: int) -> str:
         review_form=ReviewForm(version=case.version),
         history=history,
         names=names,
+        item_labels={i.code: i.label for i in case.items},
+        item_statuses=ITEM_STATUS_LABELS,
         assigned=next((u for u in staff if u.id == case.assigned_user_id), None),
     )
 

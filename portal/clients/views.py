@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -21,7 +19,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select
 
 from portal import audit
 from portal.accounts.forms import ActionForm
@@ -54,11 +52,11 @@ from portal.clients.operations import (
 )
 from portal.clients.queries import client_list, referents
 from portal.db import db
+from portal.pagination import count, paginate
 from portal.tenancy import get_or_404
 
 bp = Blueprint("clients", __name__, template_folder="templates")
 
-PER_PAGE = 50
 # The signed file content of an import preview is good for this long.
 IMPORT_MAX_AGE = 3600
 _IMPORT_SALT = "pochette.clients.import"
@@ -77,40 +75,6 @@ def _labels() -> dict[str, Any]:
 
 
 # --- the list --------------------------------------------------------------------------------
-
-
-@dataclass
-class Page:
-    items: list[Any]
-    number: int
-    total: int
-    per_page: int = PER_PAGE
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def first(self) -> int:
-        return (self.number - 1) * self.per_page + 1 if self.total else 0
-
-    @property
-    def last(self) -> int:
-        return min(self.number * self.per_page, self.total)
-
-
-def _count(stmt: Select[Any]) -> int:
-    counted = select(func.count()).select_from(stmt.order_by(None).subquery())
-    return db.session.execute(counted).scalar_one()
-
-
-def _paginate(stmt: Select[Any], number: int) -> Page:
-    total = _count(stmt)
-    page = Page([], 1, total)
-    page.number = min(max(1, number), page.pages)
-    offset = (page.number - 1) * PER_PAGE
-    page.items = list(db.session.scalars(stmt.limit(PER_PAGE).offset(offset)))
-    return page
 
 
 def _filters() -> tuple[ClientFilterForm, dict[str, str], Select[Any]]:
@@ -137,7 +101,7 @@ def _filters() -> tuple[ClientFilterForm, dict[str, str], Select[Any]]:
 @login_required
 def index() -> str:
     form, args, stmt = _filters()
-    page = _paginate(stmt, request.args.get("page", 1, type=int) or 1)
+    page = paginate(stmt, request.args.get("page", 1, type=int) or 1)
     return render_template("clients/index.html", form=form, args=args, page=page)
 
 
@@ -148,9 +112,7 @@ def export() -> Response:
     require(Role.agent)
     _form, _args, stmt = _filters()
     body = export_csv(stmt)
-    audit.record(
-        current_user.org_id, current_user.ref, "clients.exported", None, count=_count(stmt)
-    )
+    audit.record(current_user.org_id, current_user.ref, "clients.exported", None, count=count(stmt))
     db.session.commit()
     filename = f"usagers-{date.today().isoformat()}.csv"
     return Response(
