@@ -482,3 +482,38 @@ def test_case_list_pages_and_filters_keep_every_status(http, org, agent, monkeyp
     assert "1 dossier" in by_period and "Charge1" in by_period
     dashboard = http.get("/?agent=all").get_data(as_text=True)
     assert 'href="/dossiers?colonne=overdue&amp;agent=all"' in dashboard
+
+
+def test_a_change_of_situation_updates_the_open_case_but_keeps_evidence(http, org, agent):
+    client = micro(org, activity=Activity.vente, postcode="13001", departement="13")
+    case = open_case(client, "impots-revenus", agent.ref, today=TODAY, period_label="2024")
+    assert case.due_on == date(2025, 5, 22)  # zone 1
+    codes = {i.code for i in case.items}
+    assert "micro_bic_vente_5ko" in codes and "vl_ventes_5ta" not in codes
+    # The agent already typed the number on the pre-filled salary line: it stays.
+    set_value(case, _item(case, "salaires_1aj"), "0", agent.ref, expected_version=None)
+    db.session.commit()
+    http.login(agent)
+    page = f"/usagers/{client.id}/modifier"
+    form = {
+        "reference": client.reference,
+        "last_name": client.last_name,
+        "first_name": client.first_name,
+        "postcode": "67000",  # a move to Strasbourg: zone 3
+        "kind": "micro_entrepreneur",
+        "activity": "vente",
+        "periodicity": "monthly",
+        "versement_liberatoire": "y",
+        "household_size": "1",
+        "caf_dtr_cycle": "",
+        "assigned_user_id": "",
+    }
+    response = http.post_form(page, form, page=page, follow_redirects=True)
+    assert "dossier en cours a été mis à jour" in response.get_data(as_text=True)
+    db.session.expire_all()
+    case = db.session.get(Case, case.id)
+    codes = [i.code for i in case.items]
+    assert "vl_ventes_5ta" in codes and "micro_bic_vente_5ko" not in codes
+    assert _item(case, "salaires_1aj").value == "0"
+    assert case.due_on == date(2025, 6, 5)  # zone 3 now
+    assert [i.position for i in case.items] == sorted(i.position for i in case.items)

@@ -237,6 +237,49 @@ def build_items(
     return items
 
 
+def refresh_case(case: Case, client: Client, actor: str, *, today: date) -> list[str]:
+    """Follow a change of the client's situation on an active case; returns what changed.
+
+    Lines the new situation asks for are added; lines it no longer asks for are removed only
+    while nothing was done on them (a received or accepted line is kept: it is evidence).
+    The due date is recomputed (a move changes the income-tax zone).
+    """
+    if not case.active:
+        return []
+    procedure = procedure_of(case)
+    wanted = procedure.items_for(_situation(client, case.answers or {}, today))
+    wanted_codes = [spec.code for spec in wanted]
+    changes: list[str] = []
+    by_code = {item.code: item for item in case.items}
+    for item in list(case.items):
+        untouched = item.status == ItemStatus.missing and not item.value
+        if item.code not in wanted_codes and untouched:
+            case.items.remove(item)
+            changes.append(f"-{item.code}")
+    fresh = build_items(procedure, _situation(client, case.answers or {}, today), case.org_id)
+    for new in fresh:
+        if new.code not in by_code:
+            case.items.append(new)
+            changes.append(f"+{new.code}")
+    order = {code: i for i, code in enumerate(wanted_codes, start=1)}
+    kept_last = len(order) + 1
+    for item in sorted(case.items, key=lambda i: (order.get(i.code, kept_last), i.position)):
+        item.position = order.get(item.code, kept_last)
+        kept_last += item.code not in order
+    try:
+        found = due_date(procedure, parse_period(case.period_label), client.situation(today))
+    except (DeadlineError, PeriodError):
+        found = None
+    if found is not None and (found.due_on, found.status) != (case.due_on, case.due_status):
+        case.due_on, case.opens_on = found.due_on, found.opens_on
+        case.due_status, case.due_tag = found.status, found.tag
+        changes.append("due_on")
+    if changes:
+        _touch(case)
+        audit.record(case.org_id, actor, "case.refreshed", case.ref, changes=changes)
+    return changes
+
+
 def spec_of(case: Case, item: ChecklistItem) -> ValueSpec | DocumentSpec | None:
     procedure = procedure_of(case)
     for spec in (*procedure.documents, *procedure.values):

@@ -26,6 +26,7 @@ from portal.accounts.forms import ActionForm
 from portal.accounts.models import Role
 from portal.accounts.views import require
 from portal.cases.operations import STATUS_LABELS as CASE_STATUS_LABELS
+from portal.cases.operations import refresh_case
 from portal.cases.periods import french_today
 from portal.cases.queries import client_cases
 from portal.checklists.catalog import catalog
@@ -203,11 +204,26 @@ def edit(client_id: int) -> str | Response:
         except ClientError as exc:
             _show_problems(form, exc)
         else:
+            # The open cases follow the new situation (checklist lines, due dates).
+            refreshed = [
+                case
+                for case in db.session.scalars(client_cases(client.id))
+                if changed and refresh_case(case, client, current_user.ref, today=french_today())
+            ]
             db.session.commit()
             flash(
                 _("Modifications enregistrées.") if changed else _("Aucune modification."),
                 "success",
             )
+            if refreshed:
+                flash(
+                    ngettext(
+                        "%(num)d dossier en cours a été mis à jour (pièces, valeurs ou date).",
+                        "%(num)d dossiers en cours ont été mis à jour (pièces, valeurs ou date).",
+                        len(refreshed),
+                    ),
+                    "info",
+                )
             return redirect(url_for("clients.client", client_id=client.id))
     return render_template("clients/form.html", form=form, client=client)
 
