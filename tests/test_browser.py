@@ -127,4 +127,13 @@ def test_create_a_client_open_a_case_and_see_its_checklist_and_due_date(browser,
     expect(checklist).not_to_contain_text("ventes de marchandises")
     expect(checklist).to_contain_text("Manquant")
     _shot(page, "case-page")
+
+    # The staff screens hold on a phone too: nothing wider than the screen.
+    page.set_viewport_size({"width": 360, "height": 740})
+    for path in ("/", page.url.removeprefix(url)):
+        page.goto(f"{url}{path}")
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} overflows by {overflow}px at 360px"
     page.close()
