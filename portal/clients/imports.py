@@ -139,18 +139,23 @@ _KINDS = {
 }
 
 
-def _kind(value: str) -> ClientKind:
+def _lookup(value: str, table: dict[str, Any], empty: Any, unknown: object) -> Any:
+    """A cell read through a table of accepted spellings; `unknown` is the French refusal."""
     if not value:
-        return ClientKind.person
-    kind = _KINDS.get(_key(value))
-    if kind is None:
-        raise _CellError(
-            _l(
-                "Type « %(value)s » inconnu : « particulier » ou « micro-entrepreneur ».",
-                value=value,
-            )
-        )
-    return kind
+        return empty
+    found = table.get(_key(value))
+    if found is None:
+        raise _CellError(unknown)
+    return found
+
+
+def _kind(value: str) -> ClientKind:
+    return _lookup(
+        value,
+        _KINDS,
+        ClientKind.person,
+        _l("Type « %(value)s » inconnu : « particulier » ou « micro-entrepreneur ».", value=value),
+    )
 
 
 _ACTIVITIES = {
@@ -172,18 +177,16 @@ ACTIVITY_EXPORT = {
 
 
 def _activity(value: str) -> Activity | None:
-    if not value:
-        return None
-    activity = _ACTIVITIES.get(_key(value))
-    if activity is None:
-        raise _CellError(
-            _l(
-                "Activité « %(value)s » inconnue : « vente », « services BIC », « BNC » "
-                "ou « BNC CIPAV ».",
-                value=value,
-            )
-        )
-    return activity
+    return _lookup(
+        value,
+        _ACTIVITIES,
+        None,
+        _l(
+            "Activité « %(value)s » inconnue : « vente », « services BIC », « BNC » "
+            "ou « BNC CIPAV ».",
+            value=value,
+        ),
+    )
 
 
 _PERIODICITIES = {
@@ -196,17 +199,15 @@ PERIODICITY_EXPORT = {Periodicity.monthly: "mensuelle", Periodicity.quarterly: "
 
 
 def _periodicity(value: str) -> Periodicity | None:
-    if not value:
-        return None
-    periodicity = _PERIODICITIES.get(_key(value))
-    if periodicity is None:
-        raise _CellError(
-            _l(
-                "Périodicité « %(value)s » inconnue : « mensuelle » ou « trimestrielle ».",
-                value=value,
-            )
-        )
-    return periodicity
+    return _lookup(
+        value,
+        _PERIODICITIES,
+        None,
+        _l(
+            "Périodicité « %(value)s » inconnue : « mensuelle » ou « trimestrielle ».",
+            value=value,
+        ),
+    )
 
 
 def _household(value: str) -> int:
