@@ -6,7 +6,7 @@ explicitly, never commits, and refuses a save based on a stale version of the ca
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -201,7 +201,7 @@ def open_case(
         assigned_user_id=(assigned_user.id if assigned_user else client.assigned_user_id),
         answers=clean,
     )
-    case.items = build_items(procedure, _situation(client, clean, today), client.org_id)
+    case.items = build_items(procedure.items_for(_situation(client, clean, today)), client.org_id)
     db.session.add(case)
     db.session.flush()
     audit.record(
@@ -216,25 +216,20 @@ def open_case(
     return case
 
 
-def build_items(
-    procedure: Procedure, situation: Mapping[str, Any], org_id: int
-) -> list[ChecklistItem]:
-    """The checklist the catalog asks of this situation: conditional lines appear or not."""
-    items = []
-    for position, spec in enumerate(procedure.items_for(situation), start=1):
-        kind = ItemKind.document if isinstance(spec, DocumentSpec) else ItemKind.value
-        items.append(
-            ChecklistItem(
-                org_id=org_id,
-                position=position,
-                code=spec.code,
-                kind=kind,
-                label=spec.label[:200],
-                required=spec.required,
-                status=ItemStatus.missing,
-            )
+def build_items(specs: Sequence[ValueSpec | DocumentSpec], org_id: int) -> list[ChecklistItem]:
+    """Checklist lines for the catalog items a situation asks for (`Procedure.items_for`)."""
+    return [
+        ChecklistItem(
+            org_id=org_id,
+            position=position,
+            code=spec.code,
+            kind=ItemKind.document if isinstance(spec, DocumentSpec) else ItemKind.value,
+            label=spec.label[:200],
+            required=spec.required,
+            status=ItemStatus.missing,
         )
-    return items
+        for position, spec in enumerate(specs, start=1)
+    ]
 
 
 def refresh_case(case: Case, client: Client, actor: str, *, today: date) -> list[str]:
@@ -256,11 +251,9 @@ def refresh_case(case: Case, client: Client, actor: str, *, today: date) -> list
         if item.code not in wanted_codes and untouched:
             case.items.remove(item)
             changes.append(f"-{item.code}")
-    fresh = build_items(procedure, _situation(client, case.answers or {}, today), case.org_id)
-    for new in fresh:
-        if new.code not in by_code:
-            case.items.append(new)
-            changes.append(f"+{new.code}")
+    for new in build_items([spec for spec in wanted if spec.code not in by_code], case.org_id):
+        case.items.append(new)
+        changes.append(f"+{new.code}")
     order = {code: i for i, code in enumerate(wanted_codes, start=1)}
     kept_last = len(order) + 1
     for item in sorted(case.items, key=lambda i: (order.get(i.code, kept_last), i.position)):
@@ -280,12 +273,14 @@ def refresh_case(case: Case, client: Client, actor: str, *, today: date) -> list
     return changes
 
 
-def spec_of(case: Case, item: ChecklistItem) -> ValueSpec | DocumentSpec | None:
+def specs_of(case: Case) -> dict[str, ValueSpec | DocumentSpec]:
+    """The catalog items of the case's procedure, by code (what each checklist line is)."""
     procedure = procedure_of(case)
-    for spec in (*procedure.documents, *procedure.values):
-        if spec.code == item.code:
-            return spec
-    return None
+    return {spec.code: spec for spec in (*procedure.documents, *procedure.values)}
+
+
+def spec_of(case: Case, item: ChecklistItem) -> ValueSpec | DocumentSpec | None:
+    return specs_of(case).get(item.code)
 
 
 def _check_version(case: Case, expected_version: int | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -44,7 +45,7 @@ from portal.cases.operations import (
     procedure_of,
     review_item,
     set_value,
-    spec_of,
+    specs_of,
 )
 from portal.cases.periods import french_today, parse_period
 from portal.cases.queries import (
@@ -98,11 +99,11 @@ def _dashboard_filter() -> tuple[DashboardFilter, str]:
     status = CaseStatus(status_raw) if status_raw in CaseStatus.__members__ else None
     flt = DashboardFilter(procedure_code=procedure, status=status)
     if agent == "me":
-        flt = DashboardFilter(current_user.id, False, procedure, status)
+        flt = replace(flt, assigned_user_id=current_user.id)
     elif agent == "none":
-        flt = DashboardFilter(None, True, procedure, status)
+        flt = replace(flt, unassigned=True)
     elif agent.isdigit():
-        flt = DashboardFilter(int(agent), False, procedure, status)
+        flt = replace(flt, assigned_user_id=int(agent))
     else:
         agent = "all"
     return flt, agent
@@ -232,8 +233,9 @@ def open_for_client(client_id: int) -> str | Response:
 
 def _item_rows(case: Case) -> list[dict[str, Any]]:
     rows = []
+    specs = specs_of(case)
     for item in case.items:
-        spec = spec_of(case, item)
+        spec = specs.get(item.code)
         rows.append(
             {
                 "item": item,

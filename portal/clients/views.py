@@ -205,11 +205,9 @@ def edit(client_id: int) -> str | Response:
             _show_problems(form, exc)
         else:
             # The open cases follow the new situation (checklist lines, due dates).
-            refreshed = [
-                case
-                for case in db.session.scalars(client_cases(client.id))
-                if changed and refresh_case(case, client, current_user.ref, today=french_today())
-            ]
+            cases = db.session.scalars(client_cases(client.id)) if changed else []
+            day = french_today()
+            refreshed = [c for c in cases if refresh_case(c, client, current_user.ref, today=day)]
             db.session.commit()
             flash(
                 _("Modifications enregistrées.") if changed else _("Aucune modification."),
