@@ -146,3 +146,37 @@ def test_safety_net_hides_other_tenants_rows_without_any_filter(ctx, org, other_
 def test_unbound_tenant_helpers_refuse(ctx):
     with pytest.raises(NoTenantBound):
         current_org_id()
+
+
+LIST_PAGES = ("/?agent=all", "/dossiers?agent=all", "/usagers", "/usagers/export.csv")
+
+
+@pytest.mark.parametrize("path", LIST_PAGES)
+def test_lists_show_only_the_organisation_s_own_rows(path, http, org, admin, other_admin):
+    made: dict[str, Any] = {}
+    case = _case(org, made)
+    case.due_on = TODAY  # on the dashboard's "due within 7 days" column
+    db.session.commit()
+    reference = made["client"].reference
+
+    http.login(other_admin)
+    response = http.get(path)
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert SECRET_NAME not in body and reference not in body
+
+    owner = http.application.test_client()
+    owner.login(admin)
+    mine = owner.get(path).get_data(as_text=True)
+    assert reference in mine  # the same page lists it for its own organisation
+
+
+def test_organisation_calendar_feed_holds_only_its_cases(http, org, other_org, other_admin):
+    _case(org, {})
+    theirs = _case(other_org, {})
+    db.session.commit()
+    _feed, token = feeds.create_feed(other_org.id, None, "test")
+    db.session.commit()
+    body = http.get(f"/ics/{token}.ics").get_data(as_text=True)
+    assert f"case-{theirs.id}@" in body
+    assert body.count("BEGIN:VEVENT") == 1
