@@ -67,10 +67,16 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from portal.accounts.views import bp as accounts_bp
     from portal.cases.views import bp as cases_bp
     from portal.clients.views import bp as clients_bp
+    from portal.documents.link_views import bp as links_bp
+    from portal.documents.public import bp as upload_bp
+    from portal.documents.views import bp as documents_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(clients_bp)
     app.register_blueprint(cases_bp)
+    app.register_blueprint(documents_bp)
+    app.register_blueprint(links_bp)
+    app.register_blueprint(upload_bp)
 
     from portal import cli
 

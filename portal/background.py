@@ -36,6 +36,10 @@ class JobSpec:
 # Every job the portal may enqueue, with its settings. A test imports each name.
 JOBS: dict[str, JobSpec] = {
     "worker.jobs.ping": JobSpec(timeout=30, retries=0),
+    # Storage hiccups are retried; a file that cannot be normalised is flagged, not retried.
+    "worker.jobs.normalise_document": JobSpec(
+        queue="documents", timeout=300, retries=3, retry_intervals=(10, 60, 300)
+    ),
 }
 
 _PENDING = "pochette.pending_jobs"

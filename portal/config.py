@@ -119,7 +119,18 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "MAIL_FROM": get("POCHETTE_MAIL_FROM") or "Pochette <ne-pas-repondre@pochette.invalid>",
         "PUBLIC_URL": (get("POCHETTE_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "INVITATION_TTL_HOURS": _int(env, "POCHETTE_INVITATION_TTL_HOURS", 72),
-        "MAX_CONTENT_LENGTH": max_upload_mb * 1024 * 1024,
+        # The link page's script sends one file per request, so a request over one file's
+        # limit (plus the form fields) is refused from its Content-Length, before the body is
+        # read. Without script, several files share that limit (the 413 page says so).
+        "MAX_UPLOAD_BYTES": max_upload_mb * 1024 * 1024,
+        "MAX_CONTENT_LENGTH": max_upload_mb * 1024 * 1024 + 1024 * 1024,
+        "UPLOAD_LINK_DAYS": _int(env, "POCHETTE_UPLOAD_LINK_DAYS", 30),
+        # How long a client may delete his own upload, while staff have not reviewed it.
+        "UPLOAD_UNDO_MINUTES": 30,
+        "LINK_LIMIT_PER_IP": get("POCHETTE_LINK_LIMIT_PER_IP") or "60 per minute",
+        "LINK_UPLOAD_LIMIT_PER_IP": get("POCHETTE_LINK_UPLOAD_LIMIT_PER_IP") or "30 per minute",
+        "LINK_VERIFY_TRIES": 5,
+        "LINK_VERIFY_LOCK_MINUTES": 15,
         # Cookies and sessions.
         "SESSION_COOKIE_NAME": "pochette_session",
         "SESSION_COOKIE_HTTPONLY": True,

@@ -4,6 +4,7 @@ from portal.accounts.models import Organisation, User, UserToken
 from portal.audit import AuditEvent
 from portal.cases.models import CalendarFeed, Case, ChecklistItem
 from portal.clients.models import Client
+from portal.documents.models import Document, UploadLink
 from portal.db import Base
 
 __all__ = [
@@ -13,7 +14,9 @@ __all__ = [
     "Case",
     "ChecklistItem",
     "Client",
+    "Document",
     "Organisation",
+    "UploadLink",
     "User",
     "UserToken",
 ]

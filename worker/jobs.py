@@ -21,3 +21,16 @@ def ping(org_id: int) -> int:
         audit.record(org_id, "worker", "worker.ping", f"org:{org_id}", pid=os.getpid())
         db.session.commit()
     return os.getpid()
+
+
+@job
+def normalise_document(document_id: int) -> bool:
+    """Build the PDF version and the thumbnail of one uploaded document."""
+    from portal.documents.models import Document
+    from portal.documents.processing import normalise_document as run
+
+    document = db.session.get(Document, document_id)
+    if document is None:  # deleted by the client meanwhile: nothing to do
+        return False
+    with bind_org(document.org_id):
+        return run(document)

@@ -183,6 +183,9 @@ class ChecklistItem(TenantMixin, Base):
     reason: Mapped[str | None] = mapped_column(Text)
     # The value to type on the portal, normalised as text ("1234", "2026-05-01", "oui").
     value: Mapped[str | None] = mapped_column(String(200))
+    # "Je ne peux pas fournir ce document": the client's explanation, for staff to decide on.
+    client_note: Mapped[str | None] = mapped_column(Text)
+    client_note_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     updated_by: Mapped[str | None] = mapped_column(String(64))
 

@@ -247,7 +247,8 @@ def refresh_case(case: Case, client: Client, actor: str, *, today: date) -> list
     changes: list[str] = []
     by_code = {item.code: item for item in case.items}
     for item in list(case.items):
-        untouched = item.status == ItemStatus.missing and not item.value
+        # updated_by is set by every upload, value or review: such a line is evidence.
+        untouched = item.status == ItemStatus.missing and not item.value and not item.updated_by
         if item.code not in wanted_codes and untouched:
             case.items.remove(item)
             changes.append(f"-{item.code}")

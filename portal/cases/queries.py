@@ -107,6 +107,8 @@ def case_history(case: Case, limit: int = 100) -> Select[Any]:
     return (
         select(AuditEvent)
         .where(AuditEvent.org_id == current_org_id(), AuditEvent.target == case.ref)
+        # Thumbnails are journaled each time the page shows them: kept, but not listed here.
+        .where(AuditEvent.action != "document.previewed")
         .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
         .limit(limit)
     )

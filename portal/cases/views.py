@@ -61,6 +61,9 @@ from portal.checklists.catalog import catalog
 from portal.checklists.values import display_value
 from portal.clients.models import Client
 from portal.db import db, utcnow
+from portal.documents.forms import DocumentReviewForm, UploadForm
+from portal.documents.operations import REFUSAL_LABELS
+from portal.documents.queries import case_documents
 from portal.extensions import limiter
 from portal.pagination import paginate
 from portal.tenancy import bind_org, get_or_404, scoped
@@ -234,6 +237,7 @@ def open_for_client(client_id: int) -> str | Response:
 def _item_rows(case: Case) -> list[dict[str, Any]]:
     rows = []
     specs = specs_of(case)
+    documents = case_documents(case)
     for item in case.items:
         spec = specs.get(item.code)
         rows.append(
@@ -242,6 +246,7 @@ def _item_rows(case: Case) -> list[dict[str, Any]]:
                 "spec": spec,
                 "display": display_value(spec, item.value) if item.kind.value == "value" else "",
                 "status_label": ITEM_STATUS_LABELS[item.status],
+                "documents": documents.get(item.id, []),
             }
         )
     return rows
@@ -274,6 +279,10 @@ def case(case_id: int) -> str:
         status_form=status_form,
         value_form=ValueForm(version=case.version),
         review_form=ReviewForm(version=case.version),
+        upload_form=UploadForm(),
+        document_review_form=DocumentReviewForm(),
+        refusal_labels=REFUSAL_LABELS,
+        undo_minutes=current_app.config["UPLOAD_UNDO_MINUTES"],
         history=history,
         names=names,
         item_labels={i.code: i.label for i in case.items},

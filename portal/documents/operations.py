@@ -1,0 +1,414 @@
+"""Adding, reviewing, deleting and reading documents: one set of functions for staff and links.
+
+The storage rule: the object is put first, then the row is inserted and committed; if the
+transaction does not commit, the object is deleted (see `_discard_uncommitted`). Deleting a
+document works the other way round: the row goes first, the objects after the commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, BinaryIO
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal import audit, background
+from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
+from portal.clients.operations import ClientError, ensure_consent
+from portal.db import db, utcnow
+from portal.documents.models import (
+    Document,
+    Normalisation,
+    RefusalReason,
+    Review,
+    Source,
+)
+from portal.documents.screening import Refusal, Screened, screen
+from portal.storage import ObjectNotFound, StorageError, get_store
+
+log = logging.getLogger(__name__)
+
+NORMALISE_JOB = "worker.jobs.normalise_document"
+
+REFUSAL_LABELS: dict[RefusalReason, Any] = {
+    RefusalReason.illegible: _l("Illisible"),
+    RefusalReason.incomplete: _l("Incomplet"),
+    RefusalReason.expired: _l("Périmé"),
+    RefusalReason.wrong_document: _l("Mauvais document"),
+    RefusalReason.other: _l("Autre"),
+}
+
+# What the client is told to do, in plain words, for each reason.
+REFUSAL_ADVICE: dict[RefusalReason, Any] = {
+    RefusalReason.illegible: _l(
+        "On ne peut pas bien le lire. Reprenez la photo en pleine lumière, bien à plat, "
+        "sans reflet, avec tout le papier dans l’image."
+    ),
+    RefusalReason.incomplete: _l("Il manque une partie. Envoyez toutes les pages, recto et verso."),
+    RefusalReason.expired: _l("Ce papier n’est plus valable. Envoyez un papier plus récent."),
+    RefusalReason.wrong_document: _l(
+        "Ce n’est pas le bon papier. Relisez la description ci-dessus et envoyez celui-là."
+    ),
+    RefusalReason.other: _l("Lisez le message de votre accompagnant ci-dessus."),
+}
+
+
+class DocumentError(ValueError):
+    """An upload or a review that cannot be done; the message is French for the screen."""
+
+    status = 422
+
+    def __init__(self, message: object) -> None:
+        super().__init__(str(message))
+        self.message = message
+
+
+class AlreadyReceived(DocumentError):
+    """The same bytes were already sent for this case: not an error for the client."""
+
+    status = 200
+    message_text = _l("Ce document a déjà été reçu : inutile de le renvoyer.")
+
+    def __init__(self, existing: Document) -> None:
+        super().__init__(self.message_text)
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One file of a multi-file upload: stored, already there, or refused with a reason."""
+
+    filename: str
+    document: Document | None = None
+    duplicate: bool = False
+    error: str | None = None
+    status: int = 201
+
+
+# --- objects that must not outlive a rolled-back transaction ---------------------------------
+
+_UNCOMMITTED = "pochette.uncommitted_objects"
+_DELETE_AFTER_COMMIT = "pochette.delete_after_commit"
+
+
+def _track_uncommitted(key: str) -> None:
+    db.session.info.setdefault(_UNCOMMITTED, []).append(key)
+
+
+def _delete_after_commit(keys: Iterable[str | None]) -> None:
+    db.session.info.setdefault(_DELETE_AFTER_COMMIT, []).extend(k for k in keys if k)
+
+
+def _delete_objects(keys: list[str], why: str) -> None:
+    store = get_store()
+    for key in keys:
+        try:
+            store.delete(key)
+        except StorageError:
+            # Left for `flask storage-check --repair`; never fail the request for it.
+            log.warning("could not delete an object (%s)", why)
+
+
+@event.listens_for(Session, "after_commit")
+def _objects_kept(session: Session) -> None:
+    session.info.pop(_UNCOMMITTED, None)
+    doomed = session.info.pop(_DELETE_AFTER_COMMIT, None)
+    if doomed:
+        _delete_objects(doomed, "deleted document")
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _discard_uncommitted(session: Session, transaction: Any) -> None:
+    # Runs after after_commit, so whatever is still listed here belongs to a transaction that
+    # rolled back or was closed without a commit: its objects must go.
+    if transaction.nested or transaction.parent is not None:
+        return
+    session.info.pop(_DELETE_AFTER_COMMIT, None)
+    orphans = session.info.pop(_UNCOMMITTED, None)
+    if orphans:
+        _delete_objects(orphans, "upload not committed")
+
+
+# --- adding ----------------------------------------------------------------------------------
+
+
+def new_key(org_id: int, case_id: int) -> str:
+    """Random, meaningless keys: nothing about the client or the file name leaks into storage."""
+    return f"org/{org_id}/case/{case_id}/{uuid.uuid4().hex}"
+
+
+def upload_limit(case: Case, default: int) -> int:
+    """A procedure may ask for smaller files (its portal refuses big ones)."""
+    from portal.cases.operations import procedure_of
+
+    limit_mb = getattr(procedure_of(case), "upload_limit_mb", None)
+    return min(default, limit_mb * 1024 * 1024) if limit_mb else default
+
+
+def _check_target(case: Case, item: ChecklistItem) -> None:
+    if item.case_id != case.id or item.kind != ItemKind.document:
+        raise DocumentError(_l("Cet élément n’attend pas de document."))
+    if not case.active:
+        raise DocumentError(_l("Ce dossier est terminé : il ne reçoit plus de documents."))
+    try:
+        ensure_consent(case.client)
+    except ClientError as exc:
+        raise DocumentError(exc.message) from None
+
+
+def find_duplicate(case: Case, sha256: str) -> Document | None:
+    return db.session.scalars(
+        select(Document).where(
+            Document.org_id == case.org_id, Document.case_id == case.id, Document.sha256 == sha256
+        )
+    ).first()
+
+
+def add_document(
+    case: Case,
+    item: ChecklistItem,
+    stream: BinaryIO,
+    filename: str | None,
+    actor: str,
+    *,
+    source: Source,
+    max_bytes: int,
+) -> Document:
+    """Screen, store and index one file for a checklist line; the caller commits.
+
+    Raises Refusal (the file), DocumentError (the target) or AlreadyReceived; StorageUnavailable
+    when storage is down. Nothing is stored unless every check passed.
+    """
+    _check_target(case, item)
+    screened: Screened = screen(stream, filename, max_bytes=upload_limit(case, max_bytes))
+    existing = find_duplicate(case, screened.sha256)
+    if existing is not None:
+        raise AlreadyReceived(existing)
+    key = new_key(case.org_id, case.id)
+    stream.seek(0)
+    _track_uncommitted(key)
+    try:
+        get_store().put(key, stream, content_type=screened.mime)
+        document = Document(
+            org_id=case.org_id,
+            case_id=case.id,
+            item_id=item.id,
+            storage_key=key,
+            filename=screened.filename,
+            kind=screened.kind,
+            mime=screened.mime,
+            size=screened.size,
+            sha256=screened.sha256,
+            pages=screened.pages,
+            source=source,
+            uploaded_by=actor,
+        )
+        db.session.add(document)
+        db.session.flush()  # the id for the job; a concurrent duplicate fails here
+    except BaseException:
+        # Whatever failed, the object goes now: a savepoint rollback would not tell us.
+        db.session.info[_UNCOMMITTED].remove(key)
+        _delete_objects([key], "upload failed")
+        raise
+    if item.status in (ItemStatus.missing, ItemStatus.rejected, ItemStatus.waived):
+        item.status = ItemStatus.received
+        item.reason = None
+    item.client_note = None
+    item.client_note_at = None
+    item.updated_by = actor
+    audit.record(
+        case.org_id, actor, "document.added", case.ref, document=document.id, item=item.code
+    )
+    background.enqueue(NORMALISE_JOB, document.id)
+    return document
+
+
+def add_many(
+    case: Case,
+    item: ChecklistItem,
+    files: Iterable[tuple[BinaryIO, str | None]],
+    actor: str,
+    *,
+    source: Source,
+    max_bytes: int,
+) -> list[Outcome]:
+    """Several files for one line: each is committed or discarded on its own.
+
+    A refused photo must not cost the client the two good ones sent with it.
+    """
+    outcomes = []
+    for stream, filename in files:
+        name = filename or _("document")
+        try:
+            with db.session.begin_nested():
+                document = add_document(
+                    case, item, stream, filename, actor, source=source, max_bytes=max_bytes
+                )
+        except IntegrityError:
+            # The same file sent twice at once: the other request stored it.
+            message = str(AlreadyReceived.message_text)
+            outcomes.append(Outcome(name, duplicate=True, error=message, status=200))
+        except AlreadyReceived as exc:
+            outcomes.append(
+                Outcome(name, exc.existing, duplicate=True, error=str(exc.message), status=200)
+            )
+        except (Refusal, DocumentError) as exc:
+            outcomes.append(Outcome(name, error=str(exc.message), status=exc.status))
+        else:
+            outcomes.append(Outcome(name, document))
+    return outcomes
+
+
+# --- the checklist line follows its documents --------------------------------------------------
+
+
+def documents_of(item: ChecklistItem) -> list[Document]:
+    return list(
+        db.session.scalars(
+            select(Document)
+            .where(Document.org_id == item.org_id, Document.item_id == item.id)
+            .order_by(Document.uploaded_at, Document.id)
+        )
+    )
+
+
+def refusal_text(reason: RefusalReason, note: str | None) -> str:
+    text = str(REFUSAL_LABELS[reason])
+    return f"{text} : {note}" if note else text
+
+
+def sync_item(item: ChecklistItem, actor: str) -> None:
+    """A line is accepted once one document is; waiting while any is unreviewed; else refused."""
+    if item.status == ItemStatus.waived:
+        return
+    docs = documents_of(item)
+    reviews = [d.review for d in docs]
+    if Review.accepted in reviews:
+        item.status, item.reason = ItemStatus.accepted, None
+    elif Review.pending in reviews:
+        item.status, item.reason = ItemStatus.received, None
+    elif docs:
+        last = max(docs, key=lambda d: (d.reviewed_at or d.uploaded_at, d.id))
+        item.status = ItemStatus.rejected
+        item.reason = refusal_text(last.refusal_reason or RefusalReason.other, last.refusal_note)
+    else:
+        item.status, item.reason = ItemStatus.missing, None
+    item.updated_by = actor
+
+
+def review_document(
+    document: Document,
+    decision: Review,
+    actor: str,
+    *,
+    reason: RefusalReason | None = None,
+    note: str | None = None,
+) -> None:
+    """Accept, or refuse with a reason from the list the client will read; the line follows."""
+    if not document.case.active:
+        raise DocumentError(_l("Ce dossier est terminé : il ne peut plus être modifié."))
+    note = (note or "").strip()[:500] or None
+    if decision == Review.refused:
+        if reason is None:
+            raise DocumentError(_l("Choisissez la raison du refus : l’usager la verra."))
+        if reason == RefusalReason.other and not note:
+            raise DocumentError(_l("Précisez la raison du refus : l’usager la verra."))
+    elif decision != Review.accepted:
+        raise DocumentError(_l("Décision inconnue."))
+    document.review = decision
+    document.refusal_reason = reason if decision == Review.refused else None
+    document.refusal_note = note if decision == Review.refused else None
+    document.reviewed_by = actor
+    document.reviewed_at = utcnow()
+    db.session.flush()
+    sync_item(document.item, actor)
+    audit.record(
+        document.org_id,
+        actor,
+        "document.reviewed",
+        document.case.ref,
+        document=document.id,
+        review=decision.value,
+        **({"reason": reason.value} if decision == Review.refused and reason else {}),
+    )
+
+
+def can_undo(document: Document, link_ref: str, now: datetime, minutes: int) -> bool:
+    """A client may take back his own upload for a while, until staff have looked at it."""
+    return (
+        document.uploaded_by == link_ref
+        and document.review == Review.pending
+        and now - document.uploaded_at <= timedelta(minutes=minutes)
+    )
+
+
+def delete_document(document: Document, actor: str) -> None:
+    """Remove the row now and its objects once the removal is committed."""
+    item = document.item
+    _delete_after_commit((document.storage_key, document.normalised_key, document.thumbnail_key))
+    db.session.delete(document)
+    db.session.flush()
+    sync_item(item, actor)
+    audit.record(
+        document.org_id, actor, "document.deleted", document.case.ref, document=document.id
+    )
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+VARIANTS = ("original", "pdf", "thumbnail")
+
+
+@dataclass(frozen=True)
+class Served:
+    key: str
+    mime: str
+    filename: str
+    size: int
+
+
+def variant(document: Document, name: str) -> Served | None:
+    """What to send for a view: the file as sent, its PDF version, or the page-1 thumbnail."""
+    stem = document.filename.rsplit(".", 1)[0] or "document"
+    if name == "original":
+        return Served(document.storage_key, document.mime, document.filename, document.size)
+    ready = document.normalisation == Normalisation.ready
+    if name == "pdf" and ready and document.normalised_key:
+        return Served(document.normalised_key, "application/pdf", f"{stem}.pdf", -1)
+    if name == "thumbnail" and ready and document.thumbnail_key:
+        return Served(document.thumbnail_key, "image/jpeg", f"{stem}-apercu.jpg", -1)
+    return None
+
+
+def record_access(document: Document, actor: str, action: str, what: str) -> None:
+    """Journal a view or download; the caller commits before sending any byte."""
+    audit.record(
+        document.org_id, actor, action, document.case.ref, document=document.id, variant=what
+    )
+
+
+def stream_object(key: str, chunk: int = 256 * 1024) -> Iterator[bytes]:
+    """Bytes in bounded memory; ObjectNotFound is raised before the first chunk."""
+    handle = get_store().open(key)
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            while data := handle.read(chunk):
+                yield data
+
+    return chunks()
+
+
+def object_size(key: str) -> int | None:
+    with contextlib.suppress(ObjectNotFound):
+        return get_store().size(key)
+    return None

@@ -1,0 +1,78 @@
+"""The worker's side of a document: build its PDF version and thumbnail from the stored original.
+
+Runs in the worker (or inline after the commit in the embedded mode), never in a request: a
+20 MB scan may take seconds and a hostile file must not hold a web process.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from portal import audit
+from portal.db import db
+from portal.documents.models import Document, Normalisation
+from portal.documents.normalise import NormaliseError, normalise
+from portal.storage import ObjectNotFound, get_store
+
+log = logging.getLogger(__name__)
+
+ACTOR = "system:normalise"
+
+
+def normalise_document(document: Document) -> bool:
+    """Normalise one document and record the outcome on its row; True when ready.
+
+    A file that cannot be normalised is flagged for staff with the reason (a lasting state,
+    not retried); storage or database failures raise, so the job queue retries them.
+    """
+    if document.normalisation == Normalisation.ready:
+        return True
+    store = get_store()
+    workdir = Path(tempfile.mkdtemp(prefix="pochette-normalise-"))
+    pdf_key = f"{document.storage_key}.pdf"
+    thumb_key = f"{document.storage_key}.thumb.jpg"
+    try:
+        source = workdir / "original"
+        try:
+            with store.open(document.storage_key) as handle, source.open("wb") as out:
+                shutil.copyfileobj(handle, out, 1024 * 1024)
+        except ObjectNotFound:
+            return _failed(document, "Le fichier d’origine est introuvable dans le stockage.")
+        try:
+            result = normalise(source, document.kind, workdir)
+        except NormaliseError as exc:
+            return _failed(document, str(exc))
+        with result.pdf_path.open("rb") as pdf:
+            store.put(pdf_key, pdf, content_type="application/pdf")
+        store.put_bytes(thumb_key, result.thumbnail, content_type="image/jpeg")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    document.normalised_key = pdf_key
+    document.thumbnail_key = thumb_key
+    document.pages = result.pages
+    document.normalisation = Normalisation.ready
+    document.normalise_error = None
+    audit.record(
+        document.org_id,
+        ACTOR,
+        "document.normalised",
+        document.case.ref,
+        document=document.id,
+        pages=result.pages,
+    )
+    db.session.commit()
+    return True
+
+
+def _failed(document: Document, reason: str) -> bool:
+    document.normalisation = Normalisation.failed
+    document.normalise_error = reason[:500]
+    audit.record(
+        document.org_id, ACTOR, "document.normalise_failed", document.case.ref, document=document.id
+    )
+    db.session.commit()
+    log.info("document %s could not be normalised", document.id)
+    return False

@@ -1,0 +1,208 @@
+"""Staff screens for documents: upload on a case, review, view and download (always journaled)."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from werkzeug.datastructures import FileStorage
+
+from portal.accounts.models import Role
+from portal.accounts.views import require
+from portal.cases.models import Case, ChecklistItem
+from portal.db import db
+from portal.documents.forms import DocumentReviewForm, UploadForm
+from portal.documents.models import Document, RefusalReason, Review, Source
+from portal.documents.operations import (
+    DocumentError,
+    Outcome,
+    add_many,
+    record_access,
+    review_document,
+    stream_object,
+    variant,
+)
+from portal.storage import ObjectNotFound, content_disposition
+from portal.tenancy import get_or_404
+
+bp = Blueprint("documents", __name__, template_folder="templates")
+
+# What each address serves and how it is journaled.
+VARIANTS = {
+    "voir": ("best", "document.viewed", True),
+    "original": ("original", "document.downloaded", False),
+    "pdf": ("pdf", "document.downloaded", False),
+    "apercu": ("thumbnail", "document.previewed", True),
+}
+
+
+def _case_item(case_id: int, item_id: int) -> tuple[Case, ChecklistItem]:
+    case = get_or_404(Case, case_id)
+    item = get_or_404(ChecklistItem, item_id)
+    if item.case_id != case.id:
+        abort(404)
+    return case, item
+
+
+def _case_document(case_id: int, document_id: int) -> tuple[Case, Document]:
+    case = get_or_404(Case, case_id)
+    document = get_or_404(Document, document_id)
+    if document.case_id != case.id:
+        abort(404)
+    return case, document
+
+
+def uploaded_files(field: str = "files") -> list[tuple[FileStorage, str | None]]:
+    """The files of a multipart form, skipping the empty part browsers send for no file."""
+    return [(f, f.filename) for f in request.files.getlist(field) if f and f.filename]
+
+
+def wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+def outcome_json(outcomes: list[Outcome]) -> tuple[Response, int]:
+    """One entry per file for the page's script; the status is the worst of them."""
+    body = [
+        {
+            "filename": o.filename,
+            "stored": o.document is not None and not o.duplicate,
+            "duplicate": o.duplicate,
+            "message": o.error
+            or _("« %(name)s » est bien reçu.", name=o.document.filename if o.document else ""),
+        }
+        for o in outcomes
+    ]
+    errors = [o.status for o in outcomes if o.status >= 400]
+    stored = any(o.document is not None and not o.duplicate for o in outcomes)
+    status = max(errors) if errors else (201 if stored else 200)
+    return jsonify({"files": body}), status
+
+
+def flash_outcomes(outcomes: list[Outcome]) -> None:
+    for o in outcomes:
+        if o.error:
+            flash(f"{o.filename} : {o.error}", "info" if o.duplicate else "error")
+        else:
+            flash(_("« %(name)s » est bien reçu.", name=o.filename), "success")
+
+
+@bp.post("/dossiers/<int:case_id>/elements/<int:item_id>/documents")
+@login_required
+def upload(case_id: int, item_id: int) -> Response | tuple[Response, int]:
+    """Staff add files brought on paper or received by e-mail: same screening as the link."""
+    case, item = _case_item(case_id, item_id)
+    require(Role.agent)
+    form = UploadForm()
+    back = redirect(url_for("cases.case", case_id=case.id, _anchor=f"element-{item.code}"))
+    files = uploaded_files()
+    if not form.validate_on_submit() or not files:
+        message = _("Choisissez au moins un fichier.")
+        if wants_json():
+            return jsonify({"error": message}), 400
+        flash(message, "error")
+        return back
+    try:
+        outcomes = add_many(
+            case,
+            item,
+            [(f.stream, name) for f, name in files],
+            current_user.ref,
+            source=Source.staff,
+            max_bytes=current_app.config["MAX_UPLOAD_BYTES"],
+        )
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    if wants_json():
+        return outcome_json(outcomes)
+    flash_outcomes(outcomes)
+    return back
+
+
+@bp.post("/dossiers/<int:case_id>/documents/<int:document_id>/revue")
+@login_required
+def review(case_id: int, document_id: int) -> Response:
+    case, document = _case_document(case_id, document_id)
+    require(Role.agent)
+    form = DocumentReviewForm()
+    back = redirect(url_for("cases.case", case_id=case.id, _anchor=f"document-{document.id}"))
+    decisions = {"accepter": Review.accepted, "refuser": Review.refused}
+    if not form.validate_on_submit() or form.decision.data not in decisions:
+        flash(_("Le formulaire n'est pas valide : rechargez la page et recommencez."), "error")
+        return back
+    reason = RefusalReason(form.reason.data) if form.reason.data else None
+    try:
+        review_document(
+            document,
+            decisions[form.decision.data],
+            current_user.ref,
+            reason=reason,
+            note=form.note.data,
+        )
+    except DocumentError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return back
+    db.session.commit()
+    if document.review == Review.accepted:
+        flash(_("« %(name)s » est accepté.", name=document.filename), "success")
+    else:
+        flash(
+            _("« %(name)s » est refusé ; l'usager verra la raison.", name=document.filename),
+            "success",
+        )
+    return back
+
+
+def serve(document: Document, what: str, actor: str, *, inline: bool, action: str) -> Response:
+    """Journal, commit, then stream: the access is on record before the first byte leaves."""
+    if what == "best":
+        # The PDF version is what staff should read: scripts removed, pages upright, HEIC shown.
+        served = variant(document, "pdf") or variant(document, "original")
+        what = "pdf" if served and served.key != document.storage_key else "original"
+    else:
+        served = variant(document, what)
+    if served is None:
+        abort(404)
+    try:
+        body = stream_object(served.key)
+    except ObjectNotFound:
+        abort(404)
+    record_access(document, actor, action, what)
+    db.session.commit()
+    inline = inline and served.mime in ("application/pdf", "image/jpeg", "image/png", "image/webp")
+    response = Response(body, mimetype=served.mime, direct_passthrough=True)
+    response.headers["Content-Disposition"] = content_disposition(served.filename, inline=inline)
+    # A stored file never runs as a page of ours: no scripts, nothing fetched. Chromium's PDF
+    # viewer refuses a sandboxed response, so PDFs get every restriction but the sandbox.
+    policy = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+    if served.mime != "application/pdf":
+        policy += "; sandbox"
+    response.headers["Content-Security-Policy"] = policy
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    if served.size >= 0:
+        response.content_length = served.size
+    return response
+
+
+@bp.get(
+    "/dossiers/<int:case_id>/documents/<int:document_id>/<any(voir, original, pdf, apercu):how>"
+)
+@login_required
+def show(case_id: int, document_id: int, how: str) -> Response:
+    _case, document = _case_document(case_id, document_id)
+    what, action, inline = VARIANTS[how]
+    return serve(document, what, current_user.ref, inline=inline, action=action)
