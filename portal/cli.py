@@ -157,6 +157,7 @@ def storage_init_command() -> None:
 
 def init_app(app: Flask) -> None:
     from portal.cases.commands import create_cases_command, due_date_command
+    from portal.documents.commands import check_file_command
 
     for command in (
         due_date_command,
@@ -166,5 +167,6 @@ def init_app(app: Flask) -> None:
         create_org_command,
         create_user_command,
         storage_init_command,
+        check_file_command,
     ):
         app.cli.add_command(command)

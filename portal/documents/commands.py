@@ -1,0 +1,55 @@
+"""`flask check-file`: what the upload page would decide about files on disk.
+
+Operators use it when a client says "it will not take my document": the same screening and
+normalisation as an upload, without a case, a database or storage.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from portal.documents.normalise import NormaliseError, normalise
+from portal.documents.screening import Refusal, screen
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+def check_one(path: Path, max_bytes: int) -> tuple[bool, str]:
+    """(accepted, the line to print) for one existing file."""
+    try:
+        with path.open("rb") as stream:
+            screened = screen(stream, path.name, max_bytes=max_bytes)
+        with tempfile.TemporaryDirectory(prefix="pochette-check-") as workdir:
+            result = normalise(path, screened.kind, Path(workdir))
+    except (Refusal, NormaliseError) as exc:
+        return False, f"{path}: refused: {exc}"
+    return True, f"{path}: accepted ({screened.kind}, {result.pages} page(s))"
+
+
+@click.command("check-file")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@with_appcontext
+def check_file_command(paths: tuple[Path, ...]) -> None:
+    """Screen and normalise each PATH as an upload would; one line per file.
+
+    Exit 0 when every file is accepted, 1 when one is refused, 2 when one is missing.
+    """
+    max_bytes = current_app.config["MAX_UPLOAD_BYTES"]
+    code = EXIT_OK
+    for path in paths:
+        if not path.is_file():
+            click.echo(f"{path}: refused: fichier introuvable")
+            code = EXIT_USAGE
+            continue
+        accepted, line = check_one(path, max_bytes)
+        click.echo(line)
+        if not accepted and code == EXIT_OK:
+            code = EXIT_REFUSED
+    raise click.exceptions.Exit(code)

@@ -1,0 +1,232 @@
+"""Normalisation of a screened file into a plain A4 PDF and a thumbnail.
+
+The normalised copy is what staff read and what goes into the pack sent to an
+administration: a paper equivalent. So it keeps what a printer would print and nothing
+that acts: no scripts, no automatic actions, no attachments, no live form fields, and no
+links either (see `_strip_active_content`). It runs in the worker, on files screening
+already accepted, so it may decode images fully.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import img2pdf
+import pikepdf
+import pypdfium2 as pdfium
+from flask_babel import gettext as _
+from pikepdf import Dictionary, Name, Rectangle, Stream
+from PIL import Image, ImageOps
+
+import portal.documents.screening  # noqa: F401  (registers the HEIC opener)
+
+A4_PT = (595.2756, 841.8898)  # 210 x 297 mm
+A4_PX = (1654, 2339)  # 200 dpi
+JPEG_QUALITY = 85
+THUMBNAIL_WIDTH = 320
+OUTPUT_NAME = "normalised.pdf"
+
+# Keys that make a PDF do something rather than show something. Removed wherever they sit,
+# so an action hidden in an odd place (an XObject, a field kid, an outline) goes too.
+ACTIVE_KEYS = (
+    Name.OpenAction,
+    Name.AA,
+    Name.JavaScript,
+    Name.JS,
+    Name.EmbeddedFiles,
+    Name.AcroForm,
+    Name.XFA,
+    Name.Names,
+    Name.Outlines,
+    Name.Annots,
+    Name.AF,
+    Name.URI,
+)
+
+
+class NormaliseError(Exception):
+    """The file could not be turned into a clean PDF; str(exc) is a French reason for staff."""
+
+
+@dataclass(frozen=True)
+class Normalised:
+    pdf_path: Path  # A4 PDF written inside workdir
+    pages: int
+    thumbnail: bytes  # JPEG of page 1, at most 320 px wide
+
+
+def normalise(source: Path, kind: str, workdir: Path) -> Normalised:
+    """Write an A4 PDF of `source` (a screened file of `kind`) into workdir.
+
+    Any failure, whatever library raised it, becomes a NormaliseError (the cause stays
+    chained for the logs) and leaves no half-written PDF behind.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    target = workdir / OUTPUT_NAME
+    try:
+        if kind == "pdf":
+            pages = _normalise_pdf(source, target)
+            thumbnail = _pdf_thumbnail(target)
+        elif kind in {"jpeg", "png", "webp", "heic"}:
+            image = _load_image(source)
+            thumbnail = _thumbnail(image)
+            _image_to_pdf(image, target)
+            pages = 1
+        else:
+            raise NormaliseError(_("Type de document inconnu : %(kind)s.", kind=kind))
+    except NormaliseError:
+        target.unlink(missing_ok=True)
+        raise
+    except Exception as exc:
+        target.unlink(missing_ok=True)
+        raise NormaliseError(_reason(exc, kind)) from exc
+    return Normalised(pdf_path=target, pages=pages, thumbnail=thumbnail)
+
+
+def _reason(exc: Exception, kind: str) -> str:
+    """What staff can tell the client: the cause in words, not the library's exception."""
+    if isinstance(exc, pikepdf.PasswordError):
+        return _("Le PDF est protégé par un mot de passe : demandez-le sans mot de passe.")
+    if isinstance(exc, Image.DecompressionBombError):
+        return _("L’image est trop grande pour être convertie : demandez une photo normale.")
+    if kind == "pdf":
+        return _("Le PDF est abîmé et n’a pas pu être réécrit : demandez-le à nouveau.")
+    return _("L’image est abîmée ou incomplète et n’a pas pu être convertie : redemandez-la.")
+
+
+# Images ---------------------------------------------------------------------------------
+
+
+def _load_image(source: Path) -> Image.Image:
+    """The upright RGB image, flattened on white and no larger than A4 at 200 dpi."""
+    with Image.open(source) as opened:
+        if opened.format == "JPEG":
+            # libjpeg may decode at 1/2, 1/4 or 1/8 scale while staying above the A4 box:
+            # a 48 MP photo then costs a quarter of the memory and of the time.
+            stored_box = A4_PX if opened.height >= opened.width else A4_PX[::-1]
+            opened.draft(None, stored_box)
+        opened.load()  # raises on a cut file (LOAD_TRUNCATED_IMAGES stays False)
+        image = ImageOps.exif_transpose(opened)
+    if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, "white")
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        image = flat
+    elif image.mode != "RGB":
+        image = image.convert("RGB")  # CMYK (with its inversion handled by Pillow), L, I;16...
+    box = A4_PX if image.height >= image.width else A4_PX[::-1]
+    if image.width > box[0] or image.height > box[1]:
+        image = ImageOps.contain(image, box, Image.Resampling.LANCZOS)  # never upscales here
+    return image
+
+
+def _image_to_pdf(image: Image.Image, target: Path) -> None:
+    """One A4 page (portrait or landscape like the image) holding the image, fitted in."""
+    buffer = io.BytesIO()
+    # No EXIF is written: the pixels are already upright, so img2pdf must not rotate again.
+    image.save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=True, dpi=(200, 200))
+    layout = img2pdf.get_layout_fun(A4_PT, fit=img2pdf.FitMode.into, auto_orient=True)
+    with target.open("wb") as out:
+        img2pdf.convert(buffer.getvalue(), layout_fun=layout, outputstream=out)
+
+
+def _thumbnail(image: Image.Image) -> bytes:
+    thumb = image.copy()
+    thumb.thumbnail((THUMBNAIL_WIDTH, THUMBNAIL_WIDTH * 4), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    thumb.convert("RGB").save(buffer, "JPEG", quality=80)
+    return buffer.getvalue()
+
+
+# PDFs -----------------------------------------------------------------------------------
+
+
+def _normalise_pdf(source: Path, target: Path) -> int:
+    """Redraw every page, form values included, on a fresh A4 page of a new document.
+
+    Copying pages into a new document leaves the catalog behind (open action, names tree
+    with scripts and attachments, AcroForm and XFA, outlines); the owner-password
+    encryption of the source is not carried over either.
+    """
+    with pikepdf.open(source) as pdf:
+        if len(pdf.pages) == 0:
+            raise NormaliseError(_("Le PDF ne contient aucune page."))
+        # Filled fields often carry no appearance (NeedAppearances): draw them first, then
+        # merge every printable annotation's appearance into the page content.
+        if Name.AcroForm in pdf.Root:
+            pdf.generate_appearance_streams()
+        pdf.flatten_annotations("all")
+        out = pikepdf.new()
+        for page in pdf.pages:
+            _copy_on_a4(out, page)
+        _strip_active_content(out)
+        out.save(target, deterministic_id=True)
+        return len(out.pages)
+
+
+def _copy_on_a4(out: pikepdf.Pdf, page: pikepdf.Page) -> None:
+    """Place `page` (its visible box, rotation applied) centred and fitted on an A4 page."""
+    box = Rectangle(page.trimbox)
+    width, height = abs(box.width), abs(box.height)
+    rotate = int(page.obj.get(Name.Rotate, 0)) % 360
+    if rotate in {90, 270}:
+        width, height = height, width
+    size = A4_PT if height >= width else A4_PT[::-1]
+    blank = out.add_blank_page(page_size=size)
+    # Only the page's content and resources travel, as a form XObject: its annotations
+    # (links, widgets, attachments) stay behind, their appearances already flattened.
+    # Shrink or enlarge to fit: a small receipt reads better at full width.
+    blank.add_overlay(page, Rectangle(0, 0, size[0], size[1]))
+
+
+def _strip_active_content(pdf: pikepdf.Pdf) -> None:
+    """Remove every key that acts, from every object of the copy.
+
+    Links are not kept either, URI ones included: the copy is a paper equivalent read by
+    staff and by an administration, and a clickable link in a client's document is only a
+    phishing or tracking route. The link's text, if any, stays visible in the page content.
+    """
+    for obj in pdf.objects:
+        _drop_active_keys(obj)
+    pdf.remove_unreferenced_resources()
+    # The catalog is rebuilt from nothing but the page tree: no open action, names, form,
+    # outline, metadata or viewer preferences survive from anywhere.
+    for key in list(pdf.Root.keys()):
+        if key not in {"/Type", "/Pages"}:
+            del pdf.Root[key]
+    if Name.Info in pdf.trailer:
+        del pdf.trailer[Name.Info]
+
+
+def _drop_active_keys(obj: object) -> None:
+    """Drop ACTIVE_KEYS from obj and from the direct objects inside it.
+
+    Indirect objects are reached by the caller's walk over `pdf.objects`.
+    """
+    if isinstance(obj, Dictionary | Stream):
+        for key in ACTIVE_KEYS:
+            if key in obj:
+                del obj[key]
+        children = [obj.get(key) for key in obj.keys()]  # noqa: SIM118  (Stream)
+    elif isinstance(obj, pikepdf.Array):
+        children = list(obj)
+    else:
+        return
+    for child in children:
+        if isinstance(child, pikepdf.Object) and not child.is_indirect:
+            _drop_active_keys(child)
+
+
+def _pdf_thumbnail(path: Path) -> bytes:
+    document = pdfium.PdfDocument(path)
+    try:
+        page = document[0]
+        width = page.get_width()
+        bitmap = page.render(scale=THUMBNAIL_WIDTH / width if width else 1)
+        image = bitmap.to_pil()
+        page.close()
+    finally:
+        document.close()
+    return _thumbnail(image)
