@@ -428,3 +428,23 @@ def test_real_rq_worker_normalises_an_upload(app, settings, committed):
     assert get_store().get_bytes(key).startswith(b"%PDF-")
     for info in get_store().list(f"org/{org.id}/"):
         get_store().delete(info.key)
+
+
+def test_to_review_list_and_dashboard_line(login, org, agent, admin, case):
+    mine = _stored(case, agent)
+    case.assigned_user_id = agent.id
+    other_case = open_case(_micro(org, reference="AUTRE-2"), "urssaf-ca", admin.ref, today=TODAY)
+    theirs = _stored(other_case, admin, "photo_rotated.jpg")
+    reviewed = _stored(case, agent, "scan_cmyk.jpg")
+    review_document(reviewed, Review.accepted, agent.ref)
+    db.session.commit()
+    http = login(agent)
+    html = http.get("/documents/a-verifier").get_data(as_text=True)
+    assert 'data-count="to-review">2<' in html
+    assert f'data-document="{mine.id}"' in html and f'data-document="{theirs.id}"' in html
+    assert f'data-document="{reviewed.id}"' not in html
+    assert "CA URSSAF" in html  # the procedure's title, not its code
+    html = http.get("/documents/a-verifier?mes-dossiers=1").get_data(as_text=True)
+    assert f'data-document="{mine.id}"' in html and f'data-document="{theirs.id}"' not in html
+    dashboard = http.get("/").get_data(as_text=True)
+    assert "2 documents attendent votre vérification" in dashboard

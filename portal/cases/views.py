@@ -63,7 +63,7 @@ from portal.clients.models import Client
 from portal.db import db, utcnow
 from portal.documents.forms import DocumentReviewForm, UploadForm
 from portal.documents.operations import REFUSAL_LABELS
-from portal.documents.queries import case_documents
+from portal.documents.queries import case_documents, to_review_count
 from portal.extensions import limiter
 from portal.pagination import paginate
 from portal.tenancy import bind_org, get_or_404, scoped
@@ -130,6 +130,7 @@ def dashboard() -> str:
         staff=_staff(),
         procedures=list(catalog()),
         statuses=STATUS_LABELS,
+        to_review=to_review_count(),
     )
 
 

@@ -10,6 +10,7 @@ from flask import (
     flash,
     jsonify,
     redirect,
+    render_template,
     request,
     url_for,
 )
@@ -20,6 +21,7 @@ from werkzeug.datastructures import FileStorage
 from portal.accounts.models import Role
 from portal.accounts.views import require
 from portal.cases.models import Case, ChecklistItem
+from portal.checklists.catalog import catalog
 from portal.db import db
 from portal.documents.forms import DocumentReviewForm, UploadForm
 from portal.documents.models import Document, RefusalReason, Review, Source
@@ -32,6 +34,8 @@ from portal.documents.operations import (
     stream_object,
     variant,
 )
+from portal.documents.queries import to_review
+from portal.pagination import paginate
 from portal.storage import ObjectNotFound, content_disposition
 from portal.tenancy import get_or_404
 
@@ -129,6 +133,18 @@ def upload(case_id: int, item_id: int) -> Response | tuple[Response, int]:
         return outcome_json(outcomes)
     flash_outcomes(outcomes)
     return back
+
+
+@bp.get("/documents/a-verifier")
+@login_required
+def to_review_list() -> str:
+    """Every document waiting for a decision: the work queue of the team (or of one agent)."""
+    mine = request.args.get("mes-dossiers") == "1"
+    page = paginate(
+        to_review(current_user.id if mine else None), request.args.get("page", 1, type=int)
+    )
+    titles = {p.code: p.short_title for p in catalog()}
+    return render_template("documents/to_review.html", page=page, mine=mine, titles=titles)
 
 
 @bp.post("/dossiers/<int:case_id>/documents/<int:document_id>/revue")
