@@ -44,6 +44,12 @@ def wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
+def accepts_json() -> bool:
+    """The page's own script asked for JSON (per-file upload outcomes) rather than a page."""
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
 def render_error(code: int) -> tuple[str | dict[str, object], int]:
     title, message = MESSAGES.get(code, MESSAGES[500])
     if wants_json():

@@ -51,7 +51,7 @@ def digests_match(a: str, b: str) -> bool:
 
 
 # URL prefixes whose next path segment is a secret token (one-time links, later upload links).
-TOKEN_PATH_PREFIXES: tuple[str, ...] = ("/mot-de-passe/", "/ics/")
+TOKEN_PATH_PREFIXES: tuple[str, ...] = ("/mot-de-passe/", "/ics/", "/l/")
 
 
 class RedactTokens(logging.Filter):

@@ -19,9 +19,13 @@ from portal.accounts.models import Organisation, User
 from portal.cases import feeds
 from portal.cases.operations import open_case
 from portal.clients.models import Activity, ClientKind, Periodicity
+from portal.clients.operations import record_consent
 from portal.db import db
+from portal.documents.links import create_link
+from portal.documents.models import Source
+from portal.documents.operations import add_document
 from portal.tenancy import NoTenantBound, bind_org, current_org_id, get_in_org
-from tests import factories
+from tests import corpus, factories
 
 SECRET_NAME = "Victime Secrète"
 TODAY = date(2026, 11, 27)
@@ -46,6 +50,34 @@ def _case(org: Organisation, made: dict[str, Any]) -> Any:
     return made["case"]
 
 
+def _document(org: Organisation, made: dict[str, Any]) -> Any:
+    if "document" not in made:
+        client = _client(org, made)
+        record_consent(client, "user:0", "2026-11")
+        case = _case(org, made)
+        item = next(i for i in case.items if i.kind.value == "document")
+        made["item"] = item
+        with corpus.path("scan_3_pages.pdf").open("rb") as handle:
+            made["document"] = add_document(
+                case, item, handle, "releve.pdf", "user:0", source=Source.staff, max_bytes=10**7
+            )
+    return made["document"]
+
+
+def _link(org: Organisation, made: dict[str, Any]) -> Any:
+    return create_link(_client(org, made), "user:0")[0]
+
+
+def _open_link(http: Any, org: Organisation, client: Any = None) -> None:
+    """Enter the public pages as a client of `org`, through a fresh upload link."""
+    client = client or factories.ClientFactory(org=org)
+    if not client.has_consent:
+        record_consent(client, "user:0", "2026-11")
+    token = create_link(client, "user:0")[1]
+    db.session.commit()
+    assert http.get(f"/l/{token}").status_code == 302
+
+
 def _feed(org: Organisation, made: dict[str, Any]) -> Any:
     user = factories.UserFactory(org=org, name=SECRET_NAME)
     return feeds.create_feed(org.id, user.id, "test")[0]
@@ -57,11 +89,17 @@ ID_MAKERS: dict[str, Callable[[Organisation, dict[str, Any]], Any]] = {
     "user_id": lambda org, made: factories.UserFactory(org=org, name=SECRET_NAME).id,
     "client_id": lambda org, made: _client(org, made).id,
     "case_id": lambda org, made: _case(org, made).id,
-    "item_id": lambda org, made: _case(org, made).items[0].id,
+    "item_id": lambda org, made: (
+        made["item"].id if "item" in made else _case(org, made).items[0].id
+    ),
+    "document_id": lambda org, made: _document(org, made).id,
     "feed_id": lambda org, made: _feed(org, made).id,
+    "link_id": lambda org, made: _link(org, made).id,
 }
-# Arguments that are not row ids: routes reached by secret token, tested in their own modules.
-NOT_IDS = {"filename", "token"}
+# Arguments that are not row ids: routes reached by secret token, tested in their own modules,
+# and fixed path words (which view of a document).
+NOT_IDS = {"filename", "token", "how"}
+FIXED = {"how": "voir"}
 
 
 def _rules() -> list[Rule]:
@@ -106,9 +144,17 @@ def _methods(rule: Rule) -> list[str]:
 )
 def test_other_organisation_id_answers_404(rule, method, http, org, other_admin, admin):
     made: dict[str, Any] = {}
-    args = {arg: ID_MAKERS[arg](org, made) for arg in sorted(rule.arguments)}
+    if rule.endpoint == "upload.value":  # the client may only type values
+        made["item"] = next(i for i in _case(org, made).items if i.kind.value == "value")
+    # document_id first: it decides the item of the case.
+    order = sorted(rule.arguments, key=lambda a: (a != "document_id", a))
+    args = {arg: FIXED[arg] if arg in FIXED else ID_MAKERS[arg](org, made) for arg in order}
     url = rule.build(args, append_unknown=False)[1]
-    http.login(other_admin)
+    public = rule.endpoint.startswith("upload.")  # the client's pages: a link, not a login
+    if public:
+        _open_link(http, other_admin.org)
+    else:
+        http.login(other_admin)
     response = _call(http, method, url)
     html = response.get_data(as_text=True)
     assert response.status_code == 404, f"{method} {url} answered {response.status_code}"
@@ -117,7 +163,10 @@ def test_other_organisation_id_answers_404(rule, method, http, org, other_admin,
 
     # The same URL works for the owner, so the 404 above is about the organisation.
     owner = http.application.test_client()
-    owner.login(admin)
+    if public:
+        _open_link(owner, org, made["client"])
+    else:
+        owner.login(admin)
     assert _call(owner, method, url).status_code != 404
 
 
@@ -148,13 +197,20 @@ def test_unbound_tenant_helpers_refuse(ctx):
         current_org_id()
 
 
-LIST_PAGES = ("/?agent=all", "/dossiers?agent=all", "/usagers", "/usagers/export.csv")
+LIST_PAGES = (
+    "/?agent=all",
+    "/dossiers?agent=all",
+    "/usagers",
+    "/usagers/export.csv",
+    "/documents/a-verifier",
+)
 
 
 @pytest.mark.parametrize("path", LIST_PAGES)
 def test_lists_show_only_the_organisation_s_own_rows(path, http, org, admin, other_admin):
     made: dict[str, Any] = {}
     case = _case(org, made)
+    _document(org, made)  # on the "to review" list
     case.due_on = TODAY  # on the dashboard's "due within 7 days" column
     db.session.commit()
     reference = made["client"].reference

@@ -53,6 +53,7 @@ from portal.clients.operations import (
 )
 from portal.clients.queries import client_list, referents
 from portal.db import db
+from portal.documents.link_views import links_panel
 from portal.pagination import count, paginate
 from portal.tenancy import get_or_404
 
@@ -183,6 +184,7 @@ def client(client_id: int) -> str:
         action_form=ActionForm(formdata=None),
         consent_version=CONSENT_VERSION,
         client_org_name=current_user.org.name,
+        **links_panel(client),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -92,6 +93,40 @@ class Outcome:
     duplicate: bool = False
     error: str | None = None
     status: int = 201
+
+    @property
+    def stored(self) -> bool:
+        return self.document is not None and not self.duplicate
+
+    @property
+    def message(self) -> str:
+        if self.error:
+            return self.error
+        name = self.document.filename if self.document else self.filename
+        return _("« %(name)s » est bien reçu.", name=name)
+
+    @property
+    def category(self) -> str:
+        """The flash category: a duplicate is news, not an error."""
+        return "success" if self.stored else ("info" if self.duplicate else "error")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.filename,
+            "status": self.status,
+            "ok": self.status < 400,
+            "stored": self.stored,
+            "duplicate": self.duplicate,
+            "message": self.message,
+        }
+
+
+def outcomes_status(outcomes: list[Outcome]) -> int:
+    """One HTTP status for several files: the worst refusal, else 201 when one was stored."""
+    refused = [o.status for o in outcomes if o.status >= 400]
+    if refused:
+        return max(refused)
+    return 201 if any(o.stored for o in outcomes) else 200
 
 
 # --- objects that must not outlive a rolled-back transaction ---------------------------------
@@ -197,7 +232,11 @@ def add_document(
     stream.seek(0)
     _track_uncommitted(key)
     try:
-        get_store().put(key, stream, content_type=screened.mime)
+        spooled = getattr(stream, "name", None)
+        if isinstance(spooled, str) and os.path.isfile(spooled):
+            get_store().put_file(key, spooled, content_type=screened.mime)
+        else:
+            get_store().put(key, stream, content_type=screened.mime)
         document = Document(
             org_id=case.org_id,
             case_id=case.id,

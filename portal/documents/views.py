@@ -20,7 +20,8 @@ from werkzeug.datastructures import FileStorage
 
 from portal.accounts.models import Role
 from portal.accounts.views import require
-from portal.cases.models import Case, ChecklistItem
+from portal.cases.models import Case
+from portal.cases.queries import case_item_or_404
 from portal.checklists.catalog import catalog
 from portal.db import db
 from portal.documents.forms import DocumentReviewForm, UploadForm
@@ -29,12 +30,14 @@ from portal.documents.operations import (
     DocumentError,
     Outcome,
     add_many,
+    outcomes_status,
     record_access,
     review_document,
     stream_object,
     variant,
 )
 from portal.documents.queries import to_review
+from portal.errors import accepts_json
 from portal.pagination import paginate
 from portal.storage import ObjectNotFound, content_disposition
 from portal.tenancy import get_or_404
@@ -50,14 +53,6 @@ VARIANTS = {
 }
 
 
-def _case_item(case_id: int, item_id: int) -> tuple[Case, ChecklistItem]:
-    case = get_or_404(Case, case_id)
-    item = get_or_404(ChecklistItem, item_id)
-    if item.case_id != case.id:
-        abort(404)
-    return case, item
-
-
 def _case_document(case_id: int, document_id: int) -> tuple[Case, Document]:
     case = get_or_404(Case, case_id)
     document = get_or_404(Document, document_id)
@@ -71,48 +66,23 @@ def uploaded_files(field: str = "files") -> list[tuple[FileStorage, str | None]]
     return [(f, f.filename) for f in request.files.getlist(field) if f and f.filename]
 
 
-def wants_json() -> bool:
-    return request.accept_mimetypes.best == "application/json"
-
-
-def outcome_json(outcomes: list[Outcome]) -> tuple[Response, int]:
-    """One entry per file for the page's script; the status is the worst of them."""
-    body = [
-        {
-            "filename": o.filename,
-            "stored": o.document is not None and not o.duplicate,
-            "duplicate": o.duplicate,
-            "message": o.error
-            or _("« %(name)s » est bien reçu.", name=o.document.filename if o.document else ""),
-        }
-        for o in outcomes
-    ]
-    errors = [o.status for o in outcomes if o.status >= 400]
-    stored = any(o.document is not None and not o.duplicate for o in outcomes)
-    status = max(errors) if errors else (201 if stored else 200)
-    return jsonify({"files": body}), status
-
-
 def flash_outcomes(outcomes: list[Outcome]) -> None:
     for o in outcomes:
-        if o.error:
-            flash(f"{o.filename} : {o.error}", "info" if o.duplicate else "error")
-        else:
-            flash(_("« %(name)s » est bien reçu.", name=o.filename), "success")
+        flash(o.message if o.stored else f"{o.filename} : {o.message}", o.category)
 
 
 @bp.post("/dossiers/<int:case_id>/elements/<int:item_id>/documents")
 @login_required
 def upload(case_id: int, item_id: int) -> Response | tuple[Response, int]:
     """Staff add files brought on paper or received by e-mail: same screening as the link."""
-    case, item = _case_item(case_id, item_id)
+    case, item = case_item_or_404(case_id, item_id)
     require(Role.agent)
     form = UploadForm()
     back = redirect(url_for("cases.case", case_id=case.id, _anchor=f"element-{item.code}"))
     files = uploaded_files()
     if not form.validate_on_submit() or not files:
         message = _("Choisissez au moins un fichier.")
-        if wants_json():
+        if accepts_json():
             return jsonify({"error": message}), 400
         flash(message, "error")
         return back
@@ -129,8 +99,8 @@ def upload(case_id: int, item_id: int) -> Response | tuple[Response, int]:
     except BaseException:
         db.session.rollback()
         raise
-    if wants_json():
-        return outcome_json(outcomes)
+    if accepts_json():
+        return jsonify({"files": [o.as_json() for o in outcomes]}), outcomes_status(outcomes)
     flash_outcomes(outcomes)
     return back
 
