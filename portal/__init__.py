@@ -12,6 +12,7 @@ from flask_login import current_user
 from portal import background, config, errors, security, storage, tenancy
 from portal.db import db
 from portal.extensions import babel, csrf, limiter, login_manager, migrate
+from portal.uploads import UploadRequest
 
 
 def _locale() -> str:
@@ -34,6 +35,7 @@ def _unbind_tenant(_exc: BaseException | None) -> None:
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build an app from the environment; `overrides` wins (tests). No I/O happens here."""
     app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance"))
+    app.request_class = UploadRequest
     app.config.update(config.load(Path(app.instance_path)))
     if overrides:
         app.config.update(overrides)

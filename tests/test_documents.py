@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import subprocess
-import sys
 from datetime import date
 
 import pikepdf
@@ -20,8 +17,7 @@ from portal.audit import AuditEvent
 from portal.background import QUEUES, queue
 from portal.cases.models import ItemStatus
 from portal.cases.operations import open_case, refresh_case
-from portal.clients.models import Activity, ClientKind, Periodicity
-from portal.clients.operations import record_consent
+from portal.clients.models import Activity
 from portal.db import db
 from portal.documents.models import Document, Normalisation, RefusalReason, Review, Source
 from portal.documents.operations import (
@@ -32,9 +28,8 @@ from portal.documents.operations import (
 )
 from portal.storage import get_store
 from tests import factories
-from tests.conftest import Http
+from tests.conftest import Http, run_worker
 from tests.corpus import SAMPLES, path
-from tests.services import REPO
 from worker.jobs import normalise_document
 
 TODAY = date(2026, 11, 27)
@@ -42,17 +37,7 @@ A4 = (595.28, 841.89)
 
 
 def _micro(org, **kw):
-    client = factories.ClientFactory(
-        org=org,
-        kind=ClientKind.micro_entrepreneur,
-        activity=Activity.bnc,
-        periodicity=Periodicity.monthly,
-        first_name="Inès",
-        last_name="Martin",
-        **kw,
-    )
-    record_consent(client, "user:0", "2026-11")
-    return client
+    return factories.MicroClientFactory(org=org, **kw)
 
 
 @pytest.fixture
@@ -95,7 +80,7 @@ def _walk_names(pdf: pikepdf.Pdf) -> set[str]:
     names: set[str] = set()
     for obj in pdf.objects:
         if isinstance(obj, pikepdf.Dictionary):
-            names.update(str(k) for k in obj.keys())
+            names.update(str(k) for k in obj.keys())  # noqa: SIM118 (pikepdf)
     return names
 
 
@@ -218,7 +203,9 @@ def test_staff_upload_needs_consent_and_an_open_case(org, agent, ctx):
 
 def test_viewer_cannot_upload(login, viewer, case):
     http = login(viewer)
-    response = _upload(http, case, _doc_item(case), ("a.pdf", path("scan_3_pages.pdf").read_bytes()))
+    response = _upload(
+        http, case, _doc_item(case), ("a.pdf", path("scan_3_pages.pdf").read_bytes())
+    )
     assert response.status_code == 403
     assert _documents(case) == []
 
@@ -229,7 +216,9 @@ def test_viewer_cannot_upload(login, viewer, case):
 def test_rollback_after_the_put_deletes_the_object(ctx, agent, case):
     item = _doc_item(case)
     with path("scan_3_pages.pdf").open("rb") as handle:
-        doc = add_document(case, item, handle, "a.pdf", agent.ref, source=Source.staff, max_bytes=10**7)
+        doc = add_document(
+            case, item, handle, "a.pdf", agent.ref, source=Source.staff, max_bytes=10**7
+        )
     key = doc.storage_key
     assert get_store().exists(key)
     db.session.rollback()
@@ -392,30 +381,14 @@ def test_real_rq_worker_normalises_an_upload(app, settings, committed):
     db.session.commit()
     http = app.test_client()
     http.login(agent)
-    response = _upload(http, case, _doc_item(case), ("scan.heic", path("photo_iphone.heic").read_bytes()))
+    response = _upload(
+        http, case, _doc_item(case), ("scan.heic", path("photo_iphone.heic").read_bytes())
+    )
     assert "est bien reçu" in response.get_data(as_text=True)
     [job] = queue(app, "documents").get_jobs()
     assert job.func_name == "worker.jobs.normalise_document"
 
-    env = {
-        **os.environ,
-        "POCHETTE_DATABASE_URL": settings["DATABASE_URL"],
-        "POCHETTE_REDIS_URL": settings["REDIS_URL"],
-        "POCHETTE_SECRET_KEY": settings["SECRET_KEY"],
-        "POCHETTE_STORAGE_URL": settings["STORAGE_URL"],
-        "POCHETTE_S3_ENDPOINT": settings["S3_ENDPOINT"],
-        "AWS_ACCESS_KEY_ID": settings["S3_ACCESS_KEY_ID"],
-        "AWS_SECRET_ACCESS_KEY": settings["S3_SECRET_ACCESS_KEY"],
-        "PYTHONPATH": str(REPO),
-    }
-    run = subprocess.run(
-        [sys.executable, "-m", "worker", "--burst"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_worker(settings)
     assert run.returncode == 0, run.stderr
     engine = create_engine(settings["DATABASE_URL"])
     with engine.connect() as conn:
@@ -448,3 +421,45 @@ def test_to_review_list_and_dashboard_line(login, org, agent, admin, case):
     assert f'data-document="{mine.id}"' in html and f'data-document="{theirs.id}"' not in html
     dashboard = http.get("/").get_data(as_text=True)
     assert "2 documents attendent votre vérification" in dashboard
+
+
+def _big_pdf(megabytes: int) -> bytes:
+    """A real PDF carrying `megabytes` of incompressible image data on one page."""
+    import random
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=A4)
+    side = int((megabytes * 1024 * 1024) ** 0.5)
+    data = random.Random(4).randbytes(side * side)
+    image = pikepdf.Stream(pdf, data)
+    image.update(
+        {
+            "/Type": "/XObject",
+            "/Subtype": "/Image",
+            "/Width": side,
+            "/Height": side,
+            "/ColorSpace": "/DeviceGray",
+            "/BitsPerComponent": 8,
+        }
+    )
+    page = pdf.pages[0]
+    page.obj.Resources = pikepdf.Dictionary({"/XObject": pikepdf.Dictionary({"/Im0": image})})
+    page.obj.Contents = pikepdf.Stream(pdf, b"q 500 0 0 500 40 150 cm /Im0 Do Q")
+    out = io.BytesIO()
+    pdf.save(out, compress_streams=False)
+    return out.getvalue()
+
+
+def test_large_upload_is_spooled_hashed_on_arrival_and_stored_by_name(login, agent, case):
+    content = _big_pdf(12)
+    assert len(content) > 10 * 1024 * 1024  # well past the in-memory spool
+    http = login(agent)
+    response = _upload(http, case, _doc_item(case), ("relevés 2026.pdf", content))
+    assert "« relevés 2026.pdf » est bien reçu" in response.get_data(as_text=True)
+    [doc] = _documents(case)
+    assert doc.sha256 == hashlib.sha256(content).hexdigest() and doc.size == len(content)
+    assert get_store().size(doc.storage_key) == len(content)
+    assert hashlib.sha256(get_store().get_bytes(doc.storage_key)).hexdigest() == doc.sha256
+    # The same bytes again are recognised from the hash taken while they arrived.
+    again = _upload(http, case, _doc_item(case), ("copie.pdf", content), accept="application/json")
+    assert again.status_code == 200 and again.get_json()["files"][0]["duplicate"] is True

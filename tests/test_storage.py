@@ -177,6 +177,24 @@ def test_streamed_put_crosses_multipart_threshold(store: ObjectStore, ns: str) -
         assert etag.strip('"').endswith("-5"), f"expected a 5-part upload, ETag {etag}"
 
 
+def test_put_file_by_name_crosses_multipart_threshold(
+    store: ObjectStore, ns: str, tmp_path: Path
+) -> None:
+    total = 20 * MiB + 777
+    source = ChunkedReader(total, chunk=MiB)
+    path = tmp_path / "téléversé.bin"
+    with path.open("wb") as out:
+        while chunk := source.read(MiB):
+            out.write(chunk)
+    key = f"{ns}par nom.pdf"
+    assert store.put_file(key, path, content_type="application/pdf") == total
+    assert store.size(key) == total
+    assert _sha256_of(store, key) == source.sha256.hexdigest()
+    if isinstance(store, S3Store):
+        head = store.client.head_object(Bucket=store.bucket, Key=key)
+        assert head["ETag"].strip('"').endswith("-5") and head["ContentType"] == "application/pdf"
+
+
 def test_small_put_on_s3_is_single_part(store: ObjectStore, ns: str) -> None:
     source = ChunkedReader(100_000, chunk=4096)
     assert store.put(f"{ns}petit", cast(BinaryIO, source)) == 100_000

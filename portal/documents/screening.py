@@ -258,7 +258,13 @@ def screen(stream: BinaryIO, filename: str | None, *, max_bytes: int) -> Screene
     """
     stream.seek(0)
     try:
-        size, sha256, head = _hash_and_measure(stream, max_bytes)
+        received = getattr(stream, "received", None)  # hashed while it arrived (uploads)
+        if received is not None:
+            size, sha256, head = received
+            if size > max_bytes:
+                raise _too_large(max_bytes)
+        else:
+            size, sha256, head = _hash_and_measure(stream, max_bytes)
         if size == 0:
             raise Refusal("empty")
         kind = _sniff(head)
