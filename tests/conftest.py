@@ -9,7 +9,10 @@ Tests that need rows visible to another process (a real RQ worker, a browser's s
 from __future__ import annotations
 
 import contextvars
+import os
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -28,7 +31,7 @@ from portal.db import db
 from portal.extensions import limiter
 from portal.storage import store_from_settings
 from tests import factories
-from tests.services import Services
+from tests.services import REPO, Services
 
 RUN_ID = uuid.uuid4().hex[:10]
 
@@ -147,6 +150,42 @@ def committed(app: Flask) -> Iterator[list[int]]:
         with db.engine.begin() as conn:
             for org_id in org_ids:
                 conn.execute(delete(Organisation).where(Organisation.id == org_id))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium through Playwright, one per test module (never `playwright install`)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def run_worker(settings: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """A real `python -m worker --burst` process on the test database, Redis and bucket."""
+    env = {
+        **os.environ,
+        "POCHETTE_DATABASE_URL": settings["DATABASE_URL"],
+        "POCHETTE_REDIS_URL": settings["REDIS_URL"],
+        "POCHETTE_SECRET_KEY": settings["SECRET_KEY"],
+        "POCHETTE_STORAGE_URL": settings["STORAGE_URL"],
+        "POCHETTE_S3_ENDPOINT": settings["S3_ENDPOINT"],
+        "AWS_ACCESS_KEY_ID": settings["S3_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": settings["S3_SECRET_ACCESS_KEY"],
+        "PYTHONPATH": str(REPO),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "--burst"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture

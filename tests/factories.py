@@ -6,8 +6,8 @@ import factory
 from factory.alchemy import SQLAlchemyModelFactory
 
 from portal.accounts.models import Organisation, OrgKind, Role, User
-from portal.clients.models import Client, ClientKind
-from portal.db import db
+from portal.clients.models import CONSENT_VERSION, Activity, Client, ClientKind, Periodicity
+from portal.db import db, utcnow
 from portal.security import hash_password
 
 PASSWORD = "un mot de passe de test solide"
@@ -54,3 +54,17 @@ class ClientFactory(_Base):
     departement = "75"
     kind = ClientKind.person
     household_size = 1
+
+
+class MicroClientFactory(ClientFactory):
+    """A monthly micro-entrepreneur in BNC who agreed to the current consent text: the client
+    most document and link tests need (an URSSAF case with documents to send)."""
+
+    kind = ClientKind.micro_entrepreneur
+    activity = Activity.bnc
+    periodicity = Periodicity.monthly
+    first_name = "Inès"
+    last_name = "Martin"
+    consent_at = factory.LazyFunction(utcnow)
+    consent_version = CONSENT_VERSION
+    consent_by = "user:0"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from portal.audit import AuditEvent
 from portal.background import JOBS, QUEUES, UnknownJob, enqueue, queue, resolve
 from portal.db import db
 from tests import factories
+from tests.conftest import run_worker
 from tests.services import REPO
 
 
@@ -78,21 +77,7 @@ def test_real_rq_worker_runs_the_job_against_committed_rows(app, settings, commi
     db.session.commit()
     assert _queued(app) == 1
 
-    env = {
-        **os.environ,
-        "POCHETTE_DATABASE_URL": settings["DATABASE_URL"],
-        "POCHETTE_REDIS_URL": settings["REDIS_URL"],
-        "POCHETTE_SECRET_KEY": settings["SECRET_KEY"],
-        "PYTHONPATH": str(REPO),
-    }
-    run = subprocess.run(
-        [sys.executable, "-m", "worker", "--burst"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_worker(settings)
     assert run.returncode == 0, run.stderr
     assert _queued(app) == 0
 

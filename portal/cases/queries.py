@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from flask import abort
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import joinedload
 
 from portal.audit import AuditEvent
-from portal.cases.models import ACTIVE_SQL, Case, CaseStatus
-from portal.tenancy import current_org_id, scoped
+from portal.cases.models import ACTIVE_SQL, Case, CaseStatus, ChecklistItem
+from portal.tenancy import current_org_id, get_or_404, scoped
 
 # The dashboard's columns, in reading order.
 COLUMNS = ("overdue", "week", "month", "waiting")
@@ -121,3 +122,12 @@ def feed_cases(user_id: int | None, since: date) -> Select[Any]:
     if user_id is not None:
         stmt = stmt.where(Case.assigned_user_id == user_id)
     return scoped(stmt, Case).order_by(Case.due_on, Case.id)
+
+
+def case_item_or_404(case_id: int, item_id: int) -> tuple[Case, ChecklistItem]:
+    """A case of the organisation and one of its lines; anything else answers 404."""
+    case = get_or_404(Case, case_id)
+    item = get_or_404(ChecklistItem, item_id)
+    if item.case_id != case.id:
+        abort(404)
+    return case, item

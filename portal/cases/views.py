@@ -28,7 +28,7 @@ from portal.accounts.models import Organisation, Role, User
 from portal.accounts.views import require
 from portal.cases import feeds
 from portal.cases.forms import AssignForm, OpenCaseForm, ReviewForm, StatusForm, ValueForm
-from portal.cases.models import CalendarFeed, Case, CaseStatus, ChecklistItem, ItemStatus
+from portal.cases.models import CalendarFeed, Case, CaseStatus, ItemStatus
 from portal.cases.operations import (
     ITEM_STATUS_LABELS,
     STATUS_LABELS,
@@ -52,6 +52,7 @@ from portal.cases.queries import (
     COLUMNS,
     DashboardFilter,
     case_history,
+    case_item_or_404,
     case_list,
     dashboard_column,
     dashboard_counts,
@@ -359,18 +360,10 @@ def case_assign(case_id: int) -> Response:
     return _save(case, _("Agent référent mis à jour."))
 
 
-def _case_item(case_id: int, item_id: int) -> tuple[Case, ChecklistItem]:
-    case = get_or_404(Case, case_id)
-    item = get_or_404(ChecklistItem, item_id)
-    if item.case_id != case.id:
-        abort(404)
-    return case, item
-
-
 @bp.post("/dossiers/<int:case_id>/elements/<int:item_id>/valeur")
 @login_required
 def item_value(case_id: int, item_id: int) -> Response:
-    case, item = _case_item(case_id, item_id)
+    case, item = case_item_or_404(case_id, item_id)
     require(Role.agent)
     form = ValueForm()
     if not form.validate_on_submit():
@@ -395,7 +388,7 @@ REVIEW_ACTIONS = {
 @bp.post("/dossiers/<int:case_id>/elements/<int:item_id>/etat")
 @login_required
 def item_review(case_id: int, item_id: int) -> Response:
-    case, item = _case_item(case_id, item_id)
+    case, item = case_item_or_404(case_id, item_id)
     require(Role.agent)
     form = ReviewForm()
     if not form.validate_on_submit() or form.action.data not in REVIEW_ACTIONS:
