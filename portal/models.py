@@ -4,8 +4,8 @@ from portal.accounts.models import Organisation, User, UserToken
 from portal.audit import AuditEvent
 from portal.cases.models import CalendarFeed, Case, ChecklistItem
 from portal.clients.models import Client
-from portal.documents.models import Document, UploadLink
 from portal.db import Base
+from portal.documents.models import Document, UploadLink
 
 __all__ = [
     "AuditEvent",
