@@ -25,6 +25,7 @@ from portal.storage import get_store
 from tests import factories
 from tests.conftest import Http
 from tests.corpus import SAMPLES, path
+from worker.jobs import normalise_document
 
 TODAY = date(2026, 11, 27)
 BIRTH = date(1985, 7, 14)
@@ -747,3 +748,42 @@ def test_case_page_button_posts_a_link_for_that_case(app, agent, viewer, client_
             assert f'action="/usagers/{client_.id}/liens"' in html
             assert f'name="case" value="{case.id}"' in html
             assert 'name="verify"' in html  # the client has a birth date
+
+
+def test_client_opens_what_he_sent_and_it_is_journaled(public, org, agent, case):
+    item = _item(case)
+    photo = path("photo_rotated.jpg").read_bytes()
+    _send(public, item, ("photo.jpg", photo))
+    [doc] = _documents(case)
+    html = _page(public)
+    assert f"/depot/documents/{doc.id}/voir" in html
+    response = public.get(f"/depot/documents/{doc.id}/voir")
+    assert response.status_code == 200 and response.data == photo  # the original until ready
+    assert "sandbox" in response.headers["Content-Security-Policy"]
+    normalise_document(doc.id)
+    response = public.get(f"/depot/documents/{doc.id}/voir")
+    assert response.mimetype == "application/pdf" and response.data.startswith(b"%PDF-")
+    events = db.session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.org_id == org.id, AuditEvent.action == "document.viewed"
+        )
+    ).all()
+    assert [(e.actor, e.data["variant"]) for e in events] == [
+        (doc.uploaded_by, "original"),
+        (doc.uploaded_by, "pdf"),
+    ]
+    # Another client's document in the same organisation answers like a missing one.
+    other = factories.MicroClientFactory(org=org, reference="AUTRE-9")
+    other_case = open_case(other, "urssaf-ca", agent.ref, today=TODAY)
+    with path("scan_3_pages.pdf").open("rb") as handle:
+        theirs = add_document(
+            other_case,
+            _item(other_case),
+            handle,
+            "x.pdf",
+            agent.ref,
+            source=Source.staff,
+            max_bytes=10**7,
+        )
+    db.session.commit()
+    assert public.get(f"/depot/documents/{theirs.id}/voir").status_code == 404

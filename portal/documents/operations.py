@@ -7,11 +7,10 @@ document works the other way round: the row goes first, the objects after the co
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
@@ -28,13 +27,12 @@ from portal.clients.operations import ClientError, ensure_consent
 from portal.db import db, utcnow
 from portal.documents.models import (
     Document,
-    Normalisation,
     RefusalReason,
     Review,
     Source,
 )
 from portal.documents.screening import Refusal, Screened, screen
-from portal.storage import ObjectNotFound, StorageError, get_store
+from portal.storage import StorageError, get_store
 
 log = logging.getLogger(__name__)
 
@@ -400,54 +398,3 @@ def delete_document(document: Document, actor: str) -> None:
     audit.record(
         document.org_id, actor, "document.deleted", document.case.ref, document=document.id
     )
-
-
-# --- reading -----------------------------------------------------------------------------------
-
-VARIANTS = ("original", "pdf", "thumbnail")
-
-
-@dataclass(frozen=True)
-class Served:
-    key: str
-    mime: str
-    filename: str
-    size: int
-
-
-def variant(document: Document, name: str) -> Served | None:
-    """What to send for a view: the file as sent, its PDF version, or the page-1 thumbnail."""
-    stem = document.filename.rsplit(".", 1)[0] or "document"
-    if name == "original":
-        return Served(document.storage_key, document.mime, document.filename, document.size)
-    ready = document.normalisation == Normalisation.ready
-    if name == "pdf" and ready and document.normalised_key:
-        return Served(document.normalised_key, "application/pdf", f"{stem}.pdf", -1)
-    if name == "thumbnail" and ready and document.thumbnail_key:
-        return Served(document.thumbnail_key, "image/jpeg", f"{stem}-apercu.jpg", -1)
-    return None
-
-
-def record_access(document: Document, actor: str, action: str, what: str) -> None:
-    """Journal a view or download; the caller commits before sending any byte."""
-    audit.record(
-        document.org_id, actor, action, document.case.ref, document=document.id, variant=what
-    )
-
-
-def stream_object(key: str, chunk: int = 256 * 1024) -> Iterator[bytes]:
-    """Bytes in bounded memory; ObjectNotFound is raised before the first chunk."""
-    handle = get_store().open(key)
-
-    def chunks() -> Iterator[bytes]:
-        with handle:
-            while data := handle.read(chunk):
-                yield data
-
-    return chunks()
-
-
-def object_size(key: str) -> int | None:
-    with contextlib.suppress(ObjectNotFound):
-        return get_store().size(key)
-    return None

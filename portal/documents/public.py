@@ -56,6 +56,7 @@ from portal.documents.operations import (
     refusal_text,
     upload_limit,
 )
+from portal.documents.serving import serve
 from portal.extensions import limiter
 from portal.storage import StorageUnavailable
 
@@ -582,15 +583,29 @@ def cannot_provide(item_id: int) -> Any:
     return _back(item)
 
 
-@bp.post("/depot/documents/<int:document_id>/supprimer")
-@page_limit
-def delete(document_id: int) -> Any:
+def _document_or_404(document_id: int) -> Document:
+    """A document of the link's cases; any other id answers like one that does not exist."""
     link: UploadLink = g.link
     document = db.session.execute(
         select(Document).where(Document.org_id == link.org_id, Document.id == document_id)
     ).scalar_one_or_none()
     if document is None or document.case_id not in {c.id for c in links.link_cases(link)}:
         raise NotFound()
+    return document
+
+
+@bp.get("/depot/documents/<int:document_id>/<any(voir, apercu):how>")
+@page_limit
+def show(document_id: int, how: str) -> Response:
+    """The client sees what he sent (its clean PDF version once ready), journaled as the link."""
+    return serve(_document_or_404(document_id), how, g.link.ref)
+
+
+@bp.post("/depot/documents/<int:document_id>/supprimer")
+@page_limit
+def delete(document_id: int) -> Any:
+    link: UploadLink = g.link
+    document = _document_or_404(document_id)
     item = document.item
     minutes = int(current_app.config["UPLOAD_UNDO_MINUTES"])
     if not can_undo(document, link.ref, links.clock(), minutes):

@@ -31,26 +31,15 @@ from portal.documents.operations import (
     Outcome,
     add_many,
     outcomes_status,
-    record_access,
     review_document,
-    stream_object,
-    variant,
 )
 from portal.documents.queries import to_review
+from portal.documents.serving import serve
 from portal.errors import accepts_json
 from portal.pagination import paginate
-from portal.storage import ObjectNotFound, content_disposition
 from portal.tenancy import get_or_404
 
 bp = Blueprint("documents", __name__, template_folder="templates")
-
-# What each address serves and how it is journaled.
-VARIANTS = {
-    "voir": ("best", "document.viewed", True),
-    "original": ("original", "document.downloaded", False),
-    "pdf": ("pdf", "document.downloaded", False),
-    "apercu": ("thumbnail", "document.previewed", True),
-}
 
 
 def _case_document(case_id: int, document_id: int) -> tuple[Case, Document]:
@@ -152,43 +141,10 @@ def review(case_id: int, document_id: int) -> Response:
     return back
 
 
-def serve(document: Document, what: str, actor: str, *, inline: bool, action: str) -> Response:
-    """Journal, commit, then stream: the access is on record before the first byte leaves."""
-    if what == "best":
-        # The PDF version is what staff should read: scripts removed, pages upright, HEIC shown.
-        served = variant(document, "pdf") or variant(document, "original")
-        what = "pdf" if served and served.key != document.storage_key else "original"
-    else:
-        served = variant(document, what)
-    if served is None:
-        abort(404)
-    try:
-        body = stream_object(served.key)
-    except ObjectNotFound:
-        abort(404)
-    record_access(document, actor, action, what)
-    db.session.commit()
-    inline = inline and served.mime in ("application/pdf", "image/jpeg", "image/png", "image/webp")
-    response = Response(body, mimetype=served.mime, direct_passthrough=True)
-    response.headers["Content-Disposition"] = content_disposition(served.filename, inline=inline)
-    # A stored file never runs as a page of ours: no scripts, nothing fetched. Chromium's PDF
-    # viewer refuses a sandboxed response, so PDFs get every restriction but the sandbox.
-    policy = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
-    if served.mime != "application/pdf":
-        policy += "; sandbox"
-    response.headers["Content-Security-Policy"] = policy
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, no-store"
-    if served.size >= 0:
-        response.content_length = served.size
-    return response
-
-
 @bp.get(
     "/dossiers/<int:case_id>/documents/<int:document_id>/<any(voir, original, pdf, apercu):how>"
 )
 @login_required
 def show(case_id: int, document_id: int, how: str) -> Response:
     _case, document = _case_document(case_id, document_id)
-    what, action, inline = VARIANTS[how]
-    return serve(document, what, current_user.ref, inline=inline, action=action)
+    return serve(document, how, current_user.ref)
