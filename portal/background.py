@@ -37,6 +37,8 @@ class JobSpec:
 JOBS: dict[str, JobSpec] = {
     "worker.jobs.ping": JobSpec(timeout=30, retries=0),
     # Storage hiccups are retried; a file that cannot be normalised is flagged, not retried.
+    # The client filed: tell the agent (portal.reminders sends it, idempotent per case).
+    "worker.jobs.notify_filed": JobSpec(timeout=60, retries=3, retry_intervals=(60, 300, 900)),
     "worker.jobs.normalise_document": JobSpec(
         queue="documents", timeout=300, retries=3, retry_intervals=(10, 60, 300)
     ),

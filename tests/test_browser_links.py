@@ -191,3 +191,34 @@ def test_staff_create_a_link_copy_it_and_the_client_opens_it(browser, scene):
     expect(phone.get_by_role("heading", level=1)).to_have_text("Bonjour Léa")
     page.close()
     phone.close()
+
+
+def test_record_a_proof_of_filing_from_the_phone(browser, scene):
+    context = browser.new_context(
+        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="fr-FR"
+    )
+    page = context.new_page()
+    page.goto(f"{scene.url}/l/{scene.token}")
+    section = page.locator(f"#depot-{scene.case.id}")
+    section.get_by_text("J’ai fait ma déclaration sur le site").click()
+    section.get_by_label("Le numéro donné par le site").fill("URS-12345")
+    section.get_by_label("L’accusé de réception (photo ou PDF)").set_input_files(
+        str(corpus.path("photo_rotated.jpg"))
+    )
+    assert _overflow(page) <= 0
+    section.get_by_role("button", name="C’est fait : j’ai déposé").click()
+    expect(page.get_by_role("status").first).to_contain_text("Merci ! Votre dépôt est noté.")
+    done = page.locator(f"#depose-{scene.case.id}")
+    expect(done).to_contain_text("Vous avez déposé")
+    expect(done).to_contain_text("Numéro de dépôt : URS-12345")
+    # The next month's case takes its place, with its own "I filed" form.
+    expect(page.locator(".public-case h2").first).to_contain_text("chiffre d'affaires")
+    expect(page.locator(".public-case h2").first).to_contain_text("novembre 2026")
+    expect(page.locator("details.filing")).to_have_count(1)
+    assert _overflow(page) <= 0
+    _shot(page, "link-filed-phone")
+    context.close()
+
+    db.session.expire_all()
+    filed = db.session.get(Case, scene.case.id)
+    assert filed.status.value == "filed" and filed.filing_reference == "URS-12345"

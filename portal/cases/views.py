@@ -47,7 +47,7 @@ from portal.cases.operations import (
     set_value,
     specs_of,
 )
-from portal.cases.periods import french_today, parse_period
+from portal.cases.periods import PeriodError, french_today, parse_period
 from portal.cases.queries import (
     COLUMNS,
     DashboardFilter,
@@ -62,7 +62,7 @@ from portal.checklists.catalog import catalog
 from portal.checklists.values import display_value
 from portal.clients.models import Client
 from portal.db import db, utcnow
-from portal.documents.forms import DocumentReviewForm, UploadForm
+from portal.documents.forms import DocumentReviewForm, FilingForm, UploadForm
 from portal.documents.operations import REFUSAL_LABELS
 from portal.documents.queries import case_documents, to_review_count
 from portal.extensions import limiter
@@ -70,6 +70,15 @@ from portal.pagination import paginate
 from portal.tenancy import bind_org, get_or_404, scoped
 
 bp = Blueprint("cases", __name__, template_folder="templates")
+
+
+@bp.app_template_filter("period_words")
+def period_words(label: str) -> str:
+    """« novembre 2026 » for "2026-11", in any template (the client's page too)."""
+    try:
+        return parse_period(label).display()
+    except PeriodError:
+        return label
 
 
 def today() -> date:
@@ -283,6 +292,7 @@ def case(case_id: int) -> str:
         review_form=ReviewForm(version=case.version),
         upload_form=UploadForm(),
         document_review_form=DocumentReviewForm(),
+        filing_form=FilingForm(),
         refusal_labels=REFUSAL_LABELS,
         undo_minutes=current_app.config["UPLOAD_UNDO_MINUTES"],
         history=history,

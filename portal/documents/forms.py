@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, MultipleFileField, SelectField, TextAreaField
+from wtforms import (
+    FileField,
+    HiddenField,
+    MultipleFileField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
@@ -25,3 +32,10 @@ class DocumentReviewForm(FlaskForm):
         validators=[Optional()],
     )
     note = TextAreaField(_l("Précision (l’usager la verra)"), validators=[Length(max=500)])
+
+
+class FilingForm(FlaskForm):
+    reference = StringField(
+        _l("Numéro de dépôt donné par le site"), validators=[Optional(), Length(max=100)]
+    )
+    receipt = FileField(_l("Accusé de réception (PDF ou photo)"))

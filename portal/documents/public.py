@@ -39,16 +39,17 @@ from portal import errors, tenancy
 from portal.accounts.models import Organisation
 from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
 from portal.cases.operations import CaseError, procedure_of, set_value, specs_of
-from portal.checklists.catalog import ValueSpec
+from portal.checklists.catalog import ValueSpec, catalog
 from portal.checklists.values import display_value
 from portal.clients.models import CONSENT_VERSION
 from portal.clients.operations import ClientError, record_consent
 from portal.db import db
-from portal.documents import links
+from portal.documents import filing, links
 from portal.documents.links import Check, LinkError
 from portal.documents.models import Document, RefusalReason, Review, Source, UploadLink
 from portal.documents.operations import (
     REFUSAL_ADVICE,
+    DocumentError,
     add_many,
     can_undo,
     delete_document,
@@ -56,6 +57,7 @@ from portal.documents.operations import (
     refusal_text,
     upload_limit,
 )
+from portal.documents.screening import Refusal
 from portal.documents.serving import serve
 from portal.extensions import limiter
 from portal.storage import StorageUnavailable
@@ -66,6 +68,8 @@ bp = Blueprint("upload", __name__, template_folder="templates")
 
 SESSION_KEY = "upload_link"
 IDLE_LIMIT = timedelta(hours=2)
+# Filed cases stay on a client link's page this long, as a confirmation.
+RECENTLY_FILED_DAYS = 30
 FILE_FIELD = "fichiers"
 
 # Every route of the link pages shares one budget per address; uploads have their own as well.
@@ -446,6 +450,8 @@ def _render_page(status: int = 200, **context: Any) -> tuple[str, int]:
         link=link,
         client=link.client,
         blocks=_blocks(link),
+        filed=_recently_filed(link),
+        titles={p.code: p.title for p in catalog()},
         notices=general,
         item_notices=per_item,
         consent_version=CONSENT_VERSION,
@@ -462,6 +468,54 @@ def _render_page(status: int = 200, **context: Any) -> tuple[str, int]:
 @page_limit
 def page() -> Any:
     return _render_page()
+
+
+def _recently_filed(link: UploadLink) -> list[Case]:
+    if link.case_id is not None:  # a case link shows its case whatever its state
+        return []
+    since = links.clock().date() - timedelta(days=RECENTLY_FILED_DAYS)
+    return filing.recently_filed(link.client_id, link.org_id, since)
+
+
+@bp.post("/depot/dossiers/<int:case_id>/depot")
+@page_limit
+@upload_limit_per_ip
+def file_case(case_id: int) -> Any:
+    """The client says he filed: the portal's number and/or a photo of the receipt."""
+    link: UploadLink = g.link
+    case = next((c for c in links.link_cases(link) if c.id == case_id), None)
+    if case is None:
+        raise NotFound()
+    _require_consent()
+    upload = request.files.get("accuse")
+    receipt = (upload.stream, upload.filename) if upload and upload.filename else None
+    try:
+        filing.record_filing(
+            case,
+            link.ref,
+            reference=request.form.get("numero"),
+            receipt=receipt,
+            source=Source.link,
+            max_bytes=int(current_app.config["MAX_UPLOAD_BYTES"]),
+            today=links.clock().date(),
+        )
+    except (DocumentError, Refusal) as exc:
+        db.session.rollback()
+        flash(str(exc.message), "error")
+        return redirect(url_for("upload.page", _anchor=f"depot-{case.id}"), 303)
+    except Exception:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    flash(
+        _(
+            "Merci ! Votre dépôt est noté. %(org)s va vérifier et vous prévenir s’il manque "
+            "quelque chose.",
+            org=g.link_org.name,
+        ),
+        "success",
+    )
+    return redirect(url_for("upload.page"), 303)
 
 
 def _item_or_404(item_id: int, kind: ItemKind) -> ChecklistItem:

@@ -21,10 +21,12 @@ from werkzeug.datastructures import FileStorage
 from portal.accounts.models import Role
 from portal.accounts.views import require
 from portal.cases.models import Case
+from portal.cases.periods import french_today
 from portal.cases.queries import case_item_or_404
 from portal.checklists.catalog import catalog
 from portal.db import db
-from portal.documents.forms import DocumentReviewForm, UploadForm
+from portal.documents.filing import record_filing
+from portal.documents.forms import DocumentReviewForm, FilingForm, UploadForm
 from portal.documents.models import Document, RefusalReason, Review, Source
 from portal.documents.operations import (
     DocumentError,
@@ -34,6 +36,7 @@ from portal.documents.operations import (
     review_document,
 )
 from portal.documents.queries import to_review
+from portal.documents.screening import Refusal
 from portal.documents.serving import serve
 from portal.errors import accepts_json
 from portal.pagination import paginate
@@ -104,6 +107,49 @@ def to_review_list() -> str:
     )
     titles = {p.code: p.short_title for p in catalog()}
     return render_template("documents/to_review.html", page=page, mine=mine, titles=titles)
+
+
+@bp.post("/dossiers/<int:case_id>/depot")
+@login_required
+def file_case(case_id: int) -> Response:
+    """Staff record the filing for a client who filed at their desk or brought his receipt."""
+    case = get_or_404(Case, case_id)
+    require(Role.agent)
+    form = FilingForm()
+    back = redirect(url_for("cases.case", case_id=case.id))
+    if not form.validate_on_submit():
+        flash(_("Le formulaire n'est pas valide : rechargez la page et recommencez."), "error")
+        return back
+    upload = form.receipt.data
+    receipt = (upload.stream, upload.filename) if upload and upload.filename else None
+    try:
+        result = record_filing(
+            case,
+            current_user.ref,
+            reference=form.reference.data,
+            receipt=receipt,
+            source=Source.staff,
+            max_bytes=current_app.config["MAX_UPLOAD_BYTES"],
+            today=french_today(),
+        )
+    except (DocumentError, Refusal) as exc:
+        db.session.rollback()
+        flash(str(exc.message), "error")
+        return back
+    except BaseException:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    flash(_("Dépôt noté : le dossier est « Déposé »."), "success")
+    if result.next_case is not None:
+        flash(
+            _(
+                "Le dossier de la période suivante (%(period)s) est ouvert.",
+                period=result.next_case.period_label,
+            ),
+            "info",
+        )
+    return back
 
 
 @bp.post("/dossiers/<int:case_id>/documents/<int:document_id>/revue")
