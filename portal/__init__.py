@@ -72,6 +72,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from portal.documents.link_views import bp as links_bp
     from portal.documents.public import bp as upload_bp
     from portal.documents.views import bp as documents_bp
+    from portal.reminders.views import bp as reminders_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(clients_bp)
@@ -79,6 +80,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(documents_bp)
     app.register_blueprint(links_bp)
     app.register_blueprint(upload_bp)
+    app.register_blueprint(reminders_bp)
 
     from portal import cli
 

@@ -36,12 +36,15 @@ class JobSpec:
 # Every job the portal may enqueue, with its settings. A test imports each name.
 JOBS: dict[str, JobSpec] = {
     "worker.jobs.ping": JobSpec(timeout=30, retries=0),
-    # Storage hiccups are retried; a file that cannot be normalised is flagged, not retried.
     # The client filed: tell the agent (portal.reminders sends it, idempotent per case).
     "worker.jobs.notify_filed": JobSpec(timeout=60, retries=3, retry_intervals=(60, 300, 900)),
+    # Storage hiccups are retried; a file that cannot be normalised is flagged, not retried.
     "worker.jobs.normalise_document": JobSpec(
         queue="documents", timeout=300, retries=3, retry_intervals=(10, 60, 300)
     ),
+    # Enqueued by the worker's cron loop (worker/cron.py), not by the portal; they take a date.
+    "worker.cron.run_daily": JobSpec(timeout=3600, retries=0),
+    "worker.cron.retry_reminders": JobSpec(timeout=600, retries=0),
 }
 
 _PENDING = "pochette.pending_jobs"

@@ -158,6 +158,7 @@ def storage_init_command() -> None:
 def init_app(app: Flask) -> None:
     from portal.cases.commands import create_cases_command, due_date_command
     from portal.documents.commands import check_file_command
+    from portal.reminders.commands import run_daily_command
 
     for command in (
         due_date_command,
@@ -168,5 +169,6 @@ def init_app(app: Flask) -> None:
         create_user_command,
         storage_init_command,
         check_file_command,
+        run_daily_command,
     ):
         app.cli.add_command(command)

@@ -6,6 +6,7 @@ from portal.cases.models import CalendarFeed, Case, ChecklistItem
 from portal.clients.models import Client
 from portal.db import Base
 from portal.documents.models import Document, UploadLink
+from portal.reminders.models import Reminder
 
 __all__ = [
     "AuditEvent",
@@ -16,6 +17,7 @@ __all__ = [
     "Client",
     "Document",
     "Organisation",
+    "Reminder",
     "UploadLink",
     "User",
     "UserToken",

@@ -34,3 +34,16 @@ def normalise_document(document_id: int) -> bool:
         return False
     with bind_org(document.org_id):
         return run(document)
+
+
+@job
+def notify_filed(case_id: int) -> int:
+    """Tell staff that the client filed (the assigned agent, else the admins); once per case."""
+    from portal.cases.models import Case
+    from portal.reminders.sending import notify_filed as run
+
+    case = db.session.get(Case, case_id)
+    if case is None:  # deleted meanwhile: nobody to tell
+        return 0
+    with bind_org(case.org_id):
+        return run(case).sent

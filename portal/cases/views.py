@@ -67,6 +67,7 @@ from portal.documents.operations import REFUSAL_LABELS
 from portal.documents.queries import case_documents, to_review_count
 from portal.extensions import limiter
 from portal.pagination import paginate
+from portal.reminders.queries import case_reminders
 from portal.tenancy import bind_org, get_or_404, scoped
 
 bp = Blueprint("cases", __name__, template_folder="templates")
@@ -293,6 +294,7 @@ def case(case_id: int) -> str:
         upload_form=UploadForm(),
         document_review_form=DocumentReviewForm(),
         filing_form=FilingForm(),
+        reminders=case_reminders(case),
         refusal_labels=REFUSAL_LABELS,
         undo_minutes=current_app.config["UPLOAD_UNDO_MINUTES"],
         history=history,

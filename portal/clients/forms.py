@@ -50,6 +50,12 @@ CAF_CYCLE_LABELS = {
     3: _l("Mars, juin, septembre, décembre"),
 }
 _NONE = SelectChoice("", _l("— Non renseigné —"))
+# Form switch -> reminder kind (the values of portal.reminders.models.CLIENT_KINDS; clients
+# come before reminders in the feature chain, so the kinds are written out here).
+REMINDER_SWITCHES = {
+    "no_reminder_before": "client_before",
+    "no_reminder_overdue": "client_overdue",
+}
 
 
 def _choices(labels: dict) -> list[SelectChoice]:
@@ -141,6 +147,9 @@ class ClientForm(FlaskForm):
     )
     jobseeker = BooleanField(_l("Inscrit à France Travail"))
     no_email = BooleanField(_l("Ne souhaite pas recevoir de rappels par e-mail"))
+    # One switch per reminder the client may refuse (Client.reminders_off holds the kinds).
+    no_reminder_before = BooleanField(_l("Pas de rappel avant la date limite d’une démarche"))
+    no_reminder_overdue = BooleanField(_l("Pas de relance le lendemain de la date limite"))
     assigned_user_id = SelectField(_l("Référent"), choices=[_NONE])
     submit = SubmitField(_l("Enregistrer"))
 
@@ -159,6 +168,13 @@ class ClientForm(FlaskForm):
             if name in ("activity", "periodicity", "caf_dtr_cycle", "assigned_user_id"):
                 value = "" if value is None else str(value)
             getattr(self, name).data = value
+        off = client.reminders_off or []
+        self.no_reminder_before.data = REMINDER_SWITCHES["no_reminder_before"] in off
+        self.no_reminder_overdue.data = REMINDER_SWITCHES["no_reminder_overdue"] in off
+
+    def reminders_off(self) -> list[str]:
+        """The reminder kinds the client refuses, from the switches."""
+        return [kind for name, kind in REMINDER_SWITCHES.items() if getattr(self, name).data]
 
     def to_data(self) -> ClientData:
         def optional_int(text: str | None) -> int | None:

@@ -11,12 +11,14 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     ForeignKeyConstraint,
     Index,
     SmallInteger,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -95,6 +97,10 @@ class Client(TenantMixin, Base):
     jobseeker: Mapped[bool] = mapped_column(default=False)
     # The client refused reminder e-mails.
     no_email: Mapped[bool] = mapped_column(default=False)
+    # Reminder kinds the client refused one by one ("client_before", "client_overdue").
+    reminders_off: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
 
     assigned_user_id: Mapped[int | None] = mapped_column()
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

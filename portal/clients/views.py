@@ -55,6 +55,7 @@ from portal.clients.queries import client_list, referents
 from portal.db import db
 from portal.documents.link_views import links_panel
 from portal.pagination import count, paginate
+from portal.reminders.rules import set_client_opt_outs
 from portal.tenancy import get_or_404
 
 bp = Blueprint("clients", __name__, template_folder="templates")
@@ -160,6 +161,7 @@ def new() -> str | Response:
     if form.validate_on_submit():
         try:
             client = create_client(current_user.org, current_user.ref, form.to_data())
+            set_client_opt_outs(client, form.reminders_off(), current_user.ref)
         except ClientError as exc:
             _show_problems(form, exc)
         else:
@@ -203,6 +205,8 @@ def edit(client_id: int) -> str | Response:
     if form.validate_on_submit():
         try:
             changed = update_client(client, current_user.ref, form.to_data())
+            if set_client_opt_outs(client, form.reminders_off(), current_user.ref):
+                changed = {*changed, "reminders_off"}
         except ClientError as exc:
             _show_problems(form, exc)
         else:
