@@ -126,6 +126,22 @@ def _case(client: Any, label: str) -> Case:
 # --- time travel ----------------------------------------------------------------------------
 
 
+def _failed_row(case, kind, day, **kw) -> Reminder:
+    """A reminder the mail server refused, as the sender would have left it."""
+    row = Reminder(
+        org_id=case.org_id,
+        case_id=case.id,
+        kind=kind,
+        subject=case.ref,
+        day=day,
+        recipient=CLIENT_EMAIL,
+        status=ReminderStatus.failed,
+        **kw,
+    )
+    db.session.add(row)
+    return row
+
+
 def test_a_month_of_a_monthly_micro_entrepreneur(smtp, org, agent):
     """December 2026: the November declaration is due 31/12; the client types nothing."""
     client = _micro(org, agent)
@@ -526,18 +542,8 @@ def test_rules_page_is_for_admins_and_explains_errors_in_french(login, admin, ag
     case = open_case(
         client, "urssaf-ca", agent.ref, today=date(2026, 11, 1), period_label="2026-11"
     )
-    db.session.add(
-        Reminder(
-            org_id=org.id,
-            case_id=case.id,
-            kind=ReminderKind.client_overdue,
-            subject=case.ref,
-            day=date(2027, 1, 1),
-            recipient=CLIENT_EMAIL,
-            status=ReminderStatus.failed,
-            attempts=4,
-            error="SMTPDataError 554",
-        )
+    _failed_row(
+        case, ReminderKind.client_overdue, date(2027, 1, 1), attempts=4, error="SMTPDataError 554"
     )
     db.session.commit()
     http = http.application.test_client()
@@ -596,30 +602,21 @@ def test_client_form_switches_record_the_opt_outs(login, agent, org):
     assert re.search(r'<input id="no_reminder_before"', page)
 
 
-def test_case_panel_lists_reminders_in_french(app, org, agent):
-    from flask import render_template
-
+def test_case_panel_lists_reminders_in_french(login, org, agent):
     client = _micro(org, agent)
     case = open_case(
         client, "urssaf-ca", agent.ref, today=date(2026, 11, 1), period_label="2026-11"
     )
-    db.session.add(
-        Reminder(
-            org_id=org.id,
-            case_id=case.id,
-            kind=ReminderKind.client_before,
-            subject=case.ref,
-            day=date(2026, 12, 17),
-            recipient=CLIENT_EMAIL,
-            status=ReminderStatus.failed,
-            attempts=1,
-            next_attempt_at=datetime(2026, 12, 17, 7, 45, tzinfo=utcnow().tzinfo),
-            error="ConnectionRefusedError",
-        )
+    _failed_row(
+        case,
+        ReminderKind.client_before,
+        date(2026, 12, 17),
+        attempts=1,
+        next_attempt_at=datetime(2026, 12, 17, 7, 45, tzinfo=utcnow().tzinfo),
+        error="ConnectionRefusedError",
     )
-    db.session.flush()
-    with app.test_request_context():
-        html = render_template("reminders/_case_reminders.html", reminders=case_reminders(case))
+    db.session.commit()
+    html = login(agent).get(f"/dossiers/{case.id}").get_data(as_text=True)  # the case page
     assert "Rappel avant la date limite" in html and "Échec" in html
     assert "ConnectionRefusedError" in html and "17/12/2026" in html
 
