@@ -17,6 +17,9 @@ from portal.db import db
 from portal.documents.models import Document, Review
 from tests import corpus, factories
 from tests.browser import live_server
+from tests.services import REPO
+
+ARTIFACTS = REPO / "test-artifacts"
 
 pytestmark = pytest.mark.browser
 
@@ -78,6 +81,8 @@ def test_staff_drop_a_file_then_refuse_it_with_a_reason(browser, staff_case):
     line = page.locator("#element-releves_bancaires")
     expect(line).to_have_attribute("data-status", "rejected")
     expect(line).to_contain_text("Incomplet : Il manque le verso")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "case-documents.png"), full_page=True)
     page.close()
 
     db.session.expire_all()
