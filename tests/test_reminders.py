@@ -362,6 +362,21 @@ def test_agent_digest_lists_reference_procedure_and_links(smtp, org, agent):
     assert "Inès" not in text  # staff e-mails name the file, not the person
 
 
+def test_a_long_digest_shows_the_first_lines_and_counts_the_rest(smtp, org, agent, monkeypatch):
+    from portal.reminders import planning
+
+    for n in range(3):
+        client = _micro(org, agent, reference=f"U-SOON-{n}", email=f"c{n}@exemple.fr")
+        open_case(client, "urssaf-ca", agent.ref, today=date(2026, 11, 1), period_label="2026-11")
+    db.session.commit()
+    monkeypatch.setattr(planning, "DIGEST_MAX_LINES", 2)
+    run_daily(date(2026, 12, 26))
+    text, html = _parts(smtp.to(agent.email)[0])
+    assert "À faire dans les 7 jours (3)" in text
+    assert "U-SOON-0" in text and "U-SOON-1" in text and "U-SOON-2" not in text
+    assert "… et 1 autre" in text and "… et 1 autre" in html
+
+
 # --- failures and retries ---------------------------------------------------------------------
 
 

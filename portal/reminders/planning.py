@@ -11,21 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from portal.accounts.models import Organisation, User
-from portal.cases.models import ACTIVE_STATUSES, Case
+from portal.cases.models import ACTIVE_STATUSES, Case, ChecklistItem, ItemStatus
 from portal.cases.operations import missing_required
 from portal.clients.models import Client
 from portal.db import db
-from portal.documents.models import Document
 from portal.documents.queries import to_review
 from portal.reminders.models import ReminderKind
 from portal.reminders.rules import Rules, rules_of
 from portal.tenancy import bind_org
 
 DIGEST_AHEAD_DAYS = 7
+OPEN_ITEM_STATUSES = (ItemStatus.missing, ItemStatus.rejected)  # ChecklistItem.is_open
 DIGEST_MAX_LINES = 30  # per section; the e-mail says how many more there are (templates)
 
 
@@ -47,16 +47,24 @@ class Planned:
 
 
 @dataclass
+class Section:
+    """The first lines of a digest's list, and how many there are in all."""
+
+    rows: list[Case] = field(default_factory=list)
+    total: int = 0
+
+
+@dataclass
 class Digest:
     """A staff user's day: his overdue cases, those due soon, documents waiting for him."""
 
-    overdue: list[Case] = field(default_factory=list)
-    soon: list[Case] = field(default_factory=list)
-    to_review: list[Document] = field(default_factory=list)
+    overdue: Section = field(default_factory=Section)
+    soon: Section = field(default_factory=Section)
+    to_review: int = 0
 
     @property
     def empty(self) -> bool:
-        return not (self.overdue or self.soon or self.to_review)
+        return not (self.overdue.total or self.soon.total or self.to_review)
 
 
 def client_may_receive(client: Client, kind: ReminderKind) -> bool:
@@ -107,10 +115,28 @@ def _client_reminders(org_id: int, rules: Rules, today: date) -> list[Planned]:
         days.add(today - timedelta(days=1))
     if not days:
         return []
+    # Prefilter in SQL what `client_kind_due` decides, so a day with 100,000 cases due does not
+    # load them all: a "before" reminder needs a required line still open.
+    overdue_day = today - timedelta(days=1) if rules.client_overdue else None
+    before_days = days - {overdue_day}
+    still_open = (
+        select(ChecklistItem.id)
+        .where(
+            ChecklistItem.org_id == Case.org_id,
+            ChecklistItem.case_id == Case.id,
+            ChecklistItem.required.is_(True),
+            ChecklistItem.status.in_(OPEN_ITEM_STATUSES),
+        )
+        .exists()
+    )
     cases = db.session.scalars(
         select(Case)
         .options(selectinload(Case.items))
-        .where(Case.org_id == org_id, Case.status.in_(ACTIVE_STATUSES), Case.due_on.in_(days))
+        .where(
+            Case.org_id == org_id,
+            Case.status.in_(ACTIVE_STATUSES),
+            or_(Case.due_on == overdue_day, and_(Case.due_on.in_(before_days), still_open)),
+        )
         .order_by(Case.id)
     ).unique()
     planned = []
@@ -144,7 +170,7 @@ def staff(org_id: int) -> list[User]:
 def _digests(org_id: int, today: date) -> list[Planned]:
     planned = []
     for user in staff(org_id):
-        if digest_for(user, today).empty:
+        if digest_for(user, today, rows=0).empty:  # counts only: planning needs no rows
             continue
         planned.append(
             Planned(
@@ -159,8 +185,15 @@ def _digests(org_id: int, today: date) -> list[Planned]:
     return planned
 
 
-def digest_for(user: User, today: date) -> Digest:
-    """What the user's digest holds today (planning checks it is not empty; sending shows it)."""
+def _section(stmt: Select[tuple[Case]], rows: int) -> Section:
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    found = list(db.session.scalars(stmt.limit(rows))) if rows and total else []
+    return Section(found, total or 0)
+
+
+def digest_for(user: User, today: date, rows: int | None = None) -> Digest:
+    """The user's digest today: counts, and the first `rows` cases of each list to show."""
+    rows = DIGEST_MAX_LINES if rows is None else rows
     mine = (
         select(Case)
         .where(
@@ -172,8 +205,9 @@ def digest_for(user: User, today: date) -> Digest:
     )
     ahead = today + timedelta(days=DIGEST_AHEAD_DAYS)
     with bind_org(user.org_id):
+        review = to_review(user.id).order_by(None).subquery()
         return Digest(
-            overdue=list(db.session.scalars(mine.where(Case.due_on < today))),
-            soon=list(db.session.scalars(mine.where(Case.due_on.between(today, ahead)))),
-            to_review=list(db.session.scalars(to_review(user.id)).unique()),
+            overdue=_section(mine.where(Case.due_on < today), rows),
+            soon=_section(mine.where(Case.due_on.between(today, ahead)), rows),
+            to_review=db.session.scalar(select(func.count()).select_from(review)) or 0,
         )

@@ -361,7 +361,7 @@ def _digest_message(row: Reminder, org: Organisation) -> Message:
 
 
 def _codes(digest: Digest) -> set[str]:
-    cases = [*digest.overdue, *digest.soon, *(d.case for d in digest.to_review)]
+    cases = [*digest.overdue.rows, *digest.soon.rows]
     return {case.procedure_code for case in cases}
 
 
