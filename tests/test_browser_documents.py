@@ -11,8 +11,6 @@ from playwright.sync_api import expect
 
 from portal.accounts.models import Role
 from portal.cases.operations import open_case
-from portal.clients.models import Activity, ClientKind, Periodicity
-from portal.clients.operations import record_consent
 from portal.db import db
 from portal.documents.models import Document, Review
 from tests import corpus, factories
@@ -28,15 +26,7 @@ pytestmark = pytest.mark.browser
 def staff_case(app, committed) -> Iterator[tuple[str, object, object]]:
     org = factories.OrgFactory(name="Association Glisser-Déposer")
     user = factories.UserFactory(org=org, role=Role.agent, email="agent@glisser.example")
-    client = factories.ClientFactory(
-        org=org,
-        first_name="Léa",
-        last_name="Dupont",
-        kind=ClientKind.micro_entrepreneur,
-        activity=Activity.bnc,
-        periodicity=Periodicity.monthly,
-    )
-    record_consent(client, user.ref, "2026-11")
+    client = factories.MicroClientFactory(org=org, first_name="Léa", last_name="Dupont")
     case = open_case(client, "urssaf-ca", user.ref, today=date(2026, 11, 27))
     db.session.commit()
     committed.append(org.id)

@@ -13,8 +13,6 @@ from sqlalchemy import select
 from portal.accounts.models import Role
 from portal.cases.models import Case, ChecklistItem
 from portal.cases.operations import open_case
-from portal.clients.models import Activity, ClientKind, Periodicity
-from portal.clients.operations import record_consent
 from portal.db import db
 from portal.documents.links import create_link
 from portal.documents.models import Document, RefusalReason, Review
@@ -45,15 +43,7 @@ def scene(app, committed) -> Iterator[Scene]:
         contact_phone="03 88 00 00 00",
     )
     user = factories.UserFactory(org=org, role=Role.agent, email="agent@photo-depot.example")
-    client = factories.ClientFactory(
-        org=org,
-        first_name="Léa",
-        last_name="Dupont",
-        kind=ClientKind.micro_entrepreneur,
-        activity=Activity.bnc,
-        periodicity=Periodicity.monthly,
-    )
-    record_consent(client, user.ref, "2026-11")
+    client = factories.MicroClientFactory(org=org, first_name="Léa", last_name="Dupont")
     case = open_case(client, "urssaf-ca", user.ref, today=date(2026, 11, 27))
     item = next(i for i in case.items if i.code == "releves_bancaires")
     _link, token = create_link(client, user.ref)

@@ -24,6 +24,7 @@ from portal.db import db
 from portal.documents.links import create_link
 from portal.documents.models import Source
 from portal.documents.operations import add_document
+from portal.reminders.models import Reminder, ReminderKind, ReminderStatus
 from portal.tenancy import NoTenantBound, bind_org, current_org_id, get_in_org
 from tests import corpus, factories
 
@@ -236,3 +237,28 @@ def test_organisation_calendar_feed_holds_only_its_cases(http, org, other_org, o
     body = http.get(f"/ics/{token}.ics").get_data(as_text=True)
     assert f"case-{theirs.id}@" in body
     assert body.count("BEGIN:VEVENT") == 1
+
+
+def test_reminder_rules_page_lists_only_the_organisation_s_failures(http, org, admin, other_admin):
+    case = _case(org, {})
+    db.session.add(
+        Reminder(
+            org_id=org.id,
+            case_id=case.id,
+            kind=ReminderKind.client_before,
+            subject=case.ref,
+            day=TODAY,
+            recipient="victime@exemple.fr",
+            status=ReminderStatus.failed,
+            attempts=4,
+            error="SMTPDataError 554",
+        )
+    )
+    db.session.commit()
+    http.login(other_admin)
+    theirs = http.get("/organisation/rappels").get_data(as_text=True)
+    assert "SMTPDataError 554" not in theirs and f"/dossiers/{case.id}" not in theirs
+    owner = http.application.test_client()
+    owner.login(admin)
+    mine = owner.get("/organisation/rappels").get_data(as_text=True)
+    assert "SMTPDataError 554" in mine and f"/dossiers/{case.id}" in mine

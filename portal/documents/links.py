@@ -23,6 +23,7 @@ from sqlalchemy import select
 from portal import audit, mail
 from portal.accounts.models import Organisation
 from portal.cases.models import ACTIVE_STATUSES, Case, ChecklistItem, ItemKind
+from portal.cases.queries import client_cases
 from portal.clients.models import Client
 from portal.db import db, utcnow
 from portal.documents.models import UploadLink
@@ -78,17 +79,9 @@ class Verification:
 
 
 def client_active_cases(client: Client) -> list[Case]:
-    return list(
-        db.session.scalars(
-            select(Case)
-            .where(
-                Case.org_id == client.org_id,
-                Case.client_id == client.id,
-                Case.status.in_(ACTIVE_STATUSES),
-            )
-            .order_by(Case.due_on.is_(None), Case.due_on, Case.id)
-        )
-    )
+    """The client's active cases, the most urgent first (the bound organisation's)."""
+    stmt = client_cases(client.id).where(Case.status.in_(ACTIVE_STATUSES))
+    return list(db.session.scalars(stmt))
 
 
 def create_link(

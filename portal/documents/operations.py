@@ -183,7 +183,7 @@ def upload_limit(case: Case, default: int) -> int:
     """A procedure may ask for smaller files (its portal refuses big ones)."""
     from portal.cases.operations import procedure_of
 
-    limit_mb = getattr(procedure_of(case), "upload_limit_mb", None)
+    limit_mb = procedure_of(case).upload_limit_mb
     return min(default, limit_mb * 1024 * 1024) if limit_mb else default
 
 

@@ -11,6 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from flask_babel import gettext as _
+
 from portal import audit
 from portal.db import db
 from portal.documents.models import Document, Normalisation
@@ -40,7 +42,7 @@ def normalise_document(document: Document) -> bool:
             with store.open(document.storage_key) as handle, source.open("wb") as out:
                 shutil.copyfileobj(handle, out, 1024 * 1024)
         except ObjectNotFound:
-            return _failed(document, "Le fichier d’origine est introuvable dans le stockage.")
+            return _failed(document, _("Le fichier d’origine est introuvable dans le stockage."))
         try:
             result = normalise(source, document.kind, workdir)
         except NormaliseError as exc:
