@@ -6,6 +6,7 @@ from portal.cases.models import CalendarFeed, Case, ChecklistItem
 from portal.clients.models import Client
 from portal.db import Base
 from portal.documents.models import Document, UploadLink
+from portal.packs.models import Pack
 from portal.reminders.models import Reminder
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Client",
     "Document",
     "Organisation",
+    "Pack",
     "Reminder",
     "UploadLink",
     "User",
