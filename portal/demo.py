@@ -5,12 +5,14 @@ Idempotent: clients are found by reference, cases by (client, procedure, period)
 
 from __future__ import annotations
 
+import io
 from datetime import date
 
+from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
 
 from portal.accounts.models import Organisation, User
-from portal.cases.models import ItemKind
+from portal.cases.models import Case, ItemKind
 from portal.cases.operations import DuplicateCase, find_case, open_case, set_value
 from portal.cases.recurrence import create_coming_cases
 from portal.clients.models import CONSENT_VERSION, Activity, Client, ClientKind, Periodicity
@@ -89,4 +91,97 @@ def seed_demo(org: Organisation, agent: User | None, today: date) -> int:
             for item in case.items:
                 if item.kind == ItemKind.value and item.code == "ca_bnc":
                     set_value(case, item, "1 840", ACTOR, expected_version=None)
+        _add_sample_documents(case)
     return created
+
+
+# The demo case's papers, drawn here so that no personal scan ever sits in the repository:
+# (checklist line, file name, lines of text on the page).
+SAMPLES = (
+    (
+        "releves_bancaires",
+        "releve-septembre-2026.jpg",
+        [
+            "BANQUE EXEMPLE — Relevé de compte",
+            "Camille Exemple — compte professionnel",
+            "Période : du 01/09/2026 au 30/09/2026",
+            "",
+            "05/09  Virement client A        + 640,00 €",
+            "12/09  Virement client B        + 480,00 €",
+            "23/09  Chèque client C          + 720,00 €",
+            "",
+            "Total des encaissements : 1 840,00 €",
+            "DOCUMENT D'EXEMPLE — SANS VALEUR",
+        ],
+    ),
+    (
+        "livre_recettes",
+        "livre-des-recettes-septembre-2026.pdf",
+        [
+            "Livre des recettes — septembre 2026",
+            "Date    Client     Nature          Montant   Mode",
+            "05/09   Client A   Cours           640,00    virement",
+            "12/09   Client B   Conseil         480,00    virement",
+            "23/09   Client C   Création        720,00    chèque",
+            "",
+            "Total du mois : 1 840,00 €",
+            "DOCUMENT D'EXEMPLE — SANS VALEUR",
+        ],
+    ),
+)
+
+
+def _page_image(lines: list[str]) -> Image.Image:
+    """An A5-ish white page with the lines in black, like a photographed paper."""
+    image = Image.new("RGB", (1240, 1754), "white")
+    draw = ImageDraw.Draw(image)
+    try:
+        font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 34)
+    except OSError:
+        font = ImageFont.load_default(size=34)
+    for n, line in enumerate(lines):
+        draw.text((90, 120 + n * 70), line, fill="black", font=font)
+    return image
+
+
+def _sample_bytes(filename: str, lines: list[str]) -> bytes:
+    buffer = io.BytesIO()
+    image = _page_image(lines)
+    if filename.endswith(".pdf"):
+        image.save(buffer, format="PDF", resolution=150)
+    else:
+        image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def _add_sample_documents(case: Case) -> None:
+    """Accepted, normalised papers on the demo case, so a pack can be built at once."""
+    from portal.documents.models import Document, Review, Source
+    from portal.documents.operations import AlreadyReceived, add_document, review_document
+    from portal.documents.processing import normalise_document
+
+    items = {item.code: item for item in case.items}
+    for code, filename, lines in SAMPLES:
+        item = items.get(code)
+        if item is None:
+            continue
+        try:
+            document = add_document(
+                case,
+                item,
+                io.BytesIO(_sample_bytes(filename, lines)),
+                filename,
+                ACTOR,
+                source=Source.staff,
+                max_bytes=20 * 1024 * 1024,
+            )
+        except AlreadyReceived:
+            continue
+        db.session.flush()
+        document_id = document.id
+        normalise_document(document)  # commits: the demo command runs without a worker
+        document = db.session.get(Document, document_id)
+        assert document is not None
+        if document.review != Review.accepted:
+            review_document(document, Review.accepted, ACTOR)
+        db.session.flush()

@@ -66,6 +66,7 @@ from portal.documents.forms import DocumentReviewForm, FilingForm, UploadForm
 from portal.documents.operations import REFUSAL_LABELS
 from portal.documents.queries import case_documents, to_review_count
 from portal.extensions import limiter
+from portal.packs.views import panel_context
 from portal.pagination import paginate
 from portal.reminders.queries import case_reminders
 from portal.tenancy import bind_org, get_or_404, scoped
@@ -302,6 +303,7 @@ def case(case_id: int) -> str:
         item_labels={i.code: i.label for i in case.items},
         item_statuses=ITEM_STATUS_LABELS,
         assigned=next((u for u in staff if u.id == case.assigned_user_id), None),
+        **panel_context(case),
     )
 
 

@@ -47,7 +47,8 @@ def variant(document: Document, name: str) -> Served | None:
     return None
 
 
-def _chunks(key: str, size: int = 256 * 1024) -> Iterator[bytes]:
+def stream_object(key: str, size: int = 256 * 1024) -> Iterator[bytes]:
+    """Open now (ObjectNotFound before anything is journaled), read later while sending."""
     handle = get_store().open(key)  # ObjectNotFound here, before any journal entry
 
     def read() -> Iterator[bytes]:
@@ -70,13 +71,18 @@ def serve(document: Document, how: str, actor: str) -> Response:
     if served is None:
         abort(404)
     try:
-        body = _chunks(served.key)
+        body = stream_object(served.key)
     except ObjectNotFound:
         abort(404)
     audit.record(
         document.org_id, actor, action, document.case.ref, document=document.id, variant=what
     )
     db.session.commit()
+    return file_response(body, served, inline=inline)
+
+
+def file_response(body: Iterator[bytes], served: Served, *, inline: bool) -> Response:
+    """The headers every stored or generated file goes out with (documents, packs, exports)."""
     response = Response(body, mimetype=served.mime, direct_passthrough=True)
     inline = inline and served.mime in INLINE_TYPES
     response.headers["Content-Disposition"] = content_disposition(served.filename, inline=inline)

@@ -1,0 +1,266 @@
+"""Building one pack version in a work directory: the orchestration, no database writes.
+
+Reads the case, downloads each accepted document's normalised PDF, builds the upload set
+first (so the cover can name the files that could not fit), renders the sections, assembles
+and stamps. Uploading, committing and the pack's
+status belong to the caller (the job).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+
+from portal.accounts.models import Organisation
+from portal.cases.models import Case
+from portal.cases.operations import procedure_of
+from portal.db import db
+from portal.packs import content as pack_content
+from portal.packs.assembling import BadPart, Chapter, Part, assemble
+from portal.packs.content import PackContent, PackDocument, gather
+from portal.packs.models import Pack
+from portal.packs.rendering import render_sections
+from portal.packs.upload_set import UploadItem, build_upload_set
+from portal.storage import ObjectNotFound, ObjectStore, StorageUnavailable
+
+PDF_NAME = "pochette.pdf"
+ZIP_NAME = "fichiers-a-deposer.zip"
+_CHUNK = 1024 * 1024
+DOWNLOAD_THREADS = 6
+
+
+class BuildError(Exception):
+    """A pack that cannot be built; `reason` is one French sentence for the case page."""
+
+    def __init__(self, reason: str, *, retry: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        # True for transient causes (storage unavailable, a document still being normalised).
+        self.retry = retry
+
+
+@dataclass(frozen=True)
+class Built:
+    pdf: Path  # the pack, in workdir
+    pages: int
+    size: int
+    sha256: str
+    zip: Path  # the upload set, in workdir
+    zip_size: int
+    notes: list[dict[str, Any]]  # JSON-able: recompressed or too big upload-set files
+    inputs_digest: str
+
+
+def inputs_digest(case: Case) -> str:
+    """SHA-256 hex of what the pack of `case` shows and depends on (not the build date)."""
+    return pack_content.inputs_digest(case)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_documents(content: PackContent) -> None:
+    for group in content.items:
+        for document in group.documents:
+            where = {"filename": document.filename, "item": group.label}
+            if document.normalisation == "pending":
+                raise BuildError(
+                    _(
+                        "Le fichier « %(filename)s » (%(item)s) est encore en cours de "
+                        "préparation : la pochette sera faite dès qu'il sera prêt.",
+                        **where,
+                    ),
+                    retry=True,
+                )
+            if document.normalisation == "failed":
+                raise BuildError(
+                    _(
+                        "Le fichier « %(filename)s » (%(item)s) n'a pas pu être converti en "
+                        "PDF : refusez-le et demandez-en un autre, puis relancez.",
+                        **where,
+                    )
+                )
+
+
+def _missing(document: PackDocument, label: str) -> BuildError:
+    return BuildError(
+        _(
+            "Le fichier « %(filename)s » (%(item)s) est introuvable dans le stockage : "
+            "renvoyez-le ou retirez-le, puis relancez.",
+            filename=document.filename,
+            item=label,
+        )
+    )
+
+
+def _fetch(store: ObjectStore, key: str | None, target: Path) -> Path:
+    """Copy one object to disk (in a pool thread: storage errors are translated by `_wait`,
+    in the build's own thread and locale)."""
+    if not key:
+        raise ObjectNotFound("no normalised version")
+    with store.open(key) as source, target.open("wb") as out:
+        shutil.copyfileobj(source, out, _CHUNK)
+    return target
+
+
+@dataclass(frozen=True)
+class _Download:
+    document: PackDocument
+    label: str
+    future: Future[Path]
+
+
+def _start_downloads(
+    content: PackContent, store: ObjectStore, directory: Path, pool: ThreadPoolExecutor
+) -> list[_Download]:
+    """Each document's normalised PDF, fetched in the background, in checklist order.
+
+    Storage answers each request after a round trip: several at once, the waits overlap.
+    (Not while the sections render: WeasyPrint holds the GIL, and the threads then only
+    slowed both down on the bench.)
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    return [
+        _Download(
+            document,
+            group.label,
+            pool.submit(_fetch, store, document.normalised_key, directory / f"{document.id}.pdf"),
+        )
+        for group in content.items
+        for document in group.documents
+    ]
+
+
+def _wait(downloads: list[_Download]) -> dict[int, Path]:
+    """The downloaded files by document id; the first failure in checklist order is reported."""
+    paths: dict[int, Path] = {}
+    for download in downloads:
+        try:
+            paths[download.document.id] = download.future.result()
+        except ObjectNotFound:
+            raise _missing(download.document, download.label) from None
+        except StorageUnavailable:
+            raise BuildError(
+                _("Le stockage des fichiers ne répond pas : la pochette sera refaite plus tard."),
+                retry=True,
+            ) from None
+    return paths
+
+
+def _unreadable(part: Part, content: PackContent) -> BuildError:
+    item = next(
+        (g.label for g in content.items for d in g.documents if d.filename == part.label), ""
+    )
+    return BuildError(
+        _(
+            "Le fichier « %(filename)s » (%(item)s) est illisible : renvoyez-le ou retirez-le, "
+            "puis relancez.",
+            filename=part.label,
+            item=item,
+        )
+    )
+
+
+def build(
+    pack: Pack,
+    workdir: Path,
+    *,
+    store: ObjectStore,
+    today: date,
+    limit_bytes: int | None = None,
+) -> Built:
+    """Build `pack` (its case as it is now) into workdir; BuildError when it cannot be.
+
+    `limit_bytes` overrides the procedure's per-file upload limit (tests, benchmarks);
+    by default the catalog's `upload_limit_mb` applies, when it gives one.
+    """
+    with force_locale("fr"):
+        return _build(pack, workdir, store=store, today=today, limit_bytes=limit_bytes)
+
+
+def _build(
+    pack: Pack, workdir: Path, *, store: ObjectStore, today: date, limit_bytes: int | None
+) -> Built:
+    case = pack.case
+    digest = inputs_digest(case)
+    content = gather(case, today=today, missing=list(pack.missing or []))
+    _check_documents(content)
+    if limit_bytes is None:
+        limit_mb = procedure_of(case).upload_limit_mb
+        limit_bytes = limit_mb * 1024 * 1024 if limit_mb else None
+    org = db.session.get(Organisation, case.org_id)
+    assert org is not None
+
+    with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
+        downloads = _start_downloads(content, store, workdir / "documents", pool)
+        try:
+            paths = _wait(downloads)
+        finally:
+            for download in downloads:
+                download.future.cancel()
+
+    zip_path = workdir / ZIP_NAME
+    uploads = [
+        UploadItem(
+            group.number,
+            group.label,
+            tuple(Part(d.filename, paths[d.id]) for d in group.documents),
+        )
+        for group in content.items
+    ]
+    try:
+        notes = build_upload_set(
+            uploads,
+            zip_path,
+            limit_bytes=limit_bytes,
+            watermark=content.watermark,
+            workdir=workdir,
+        )
+    except BadPart as exc:
+        raise _unreadable(exc.part, content) from None
+    content = dataclasses.replace(
+        content, too_big=tuple(n for n in notes if n["what"] == "too_big")
+    )
+    sections = render_sections(content)
+
+    chapters = [
+        Chapter(group.label, tuple(Part(d.filename, paths[d.id]) for d in group.documents))
+        for group in content.items
+    ]
+    pdf_path = workdir / PDF_NAME
+    try:
+        assembled = assemble(
+            sections,
+            chapters,
+            pdf_path,
+            title=content.title,
+            author=org.name,
+            watermark=content.watermark,
+            documents_label=_("Documents"),
+        )
+    except BadPart as exc:
+        raise _unreadable(exc.part, content) from None
+    return Built(
+        pdf=pdf_path,
+        pages=assembled.pages,
+        size=pdf_path.stat().st_size,
+        sha256=_sha256(pdf_path),
+        zip=zip_path,
+        zip_size=zip_path.stat().st_size,
+        notes=notes,
+        inputs_digest=digest,
+    )
