@@ -61,9 +61,10 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from bench.dashboard import DB_NAME, PASSWORD, seed
-from portal import create_app, mail
+from portal import create_app, daily, mail
 from portal.db import db, utcnow
-from portal.reminders import daily, planning, sending
+from portal.reminders import planning, sending
+from portal.reminders.daily import ACTOR as CRON_ACTOR
 from portal.reminders.models import ReminderKind, ReminderStatus
 from portal.reminders.planning import Digest, Planned, plan
 from portal.security import hash_password
@@ -247,7 +248,7 @@ def reset(reachable: float) -> None:
         )
         conn.execute(
             text("DELETE FROM audit_events WHERE actor IN (:a, :b, :c)"),
-            {"a": LINK_ACTOR, "b": sending.ACTOR, "c": daily.ACTOR},
+            {"a": LINK_ACTOR, "b": sending.ACTOR, "c": CRON_ACTOR},
         )
         # One UPDATE; rewrites only the rows whose address changes (a second run: none).
         changed = conn.execute(

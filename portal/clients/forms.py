@@ -224,6 +224,8 @@ class ClientFilterForm(FlaskForm):
 
 
 class ConsentForm(FlaskForm):
+    # The text shown (its version): a page older than a new text cannot agree to the new one.
+    version = HiddenField()
     agreed = BooleanField(
         _l("L’usager a lu ce texte, ou se l’est fait lire, et il est d’accord."),
         validators=[DataRequired(_l("Cochez la case pour confirmer l’accord de l’usager."))],

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.accounts.models import Organisation, User
+from portal.clients import consent
 from portal.db import Base, UTCDateTime, str_enum, utcnow
 from portal.tenancy import TenantMixin
 
@@ -46,8 +47,9 @@ class Periodicity(enum.StrEnum):
     quarterly = "quarterly"
 
 
-# The version of the consent text shown to staff and clients; bump it when the text changes.
-CONSENT_VERSION = "2026-11"
+# The current consent text's version when the app started (demo data, factories); the code
+# reads `consent.current()`, the dated list in portal/clients/consent.py.
+CONSENT_VERSION = consent.current().version
 
 
 class Client(TenantMixin, Base):
@@ -107,6 +109,9 @@ class Client(TenantMixin, Base):
     consent_version: Mapped[str | None] = mapped_column(String(20))
     consent_by: Mapped[str | None] = mapped_column(String(64))  # "user:12" or "link:3"
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The day the admins were told this archived client will be erased by retention (the
+    # erasure waits 30 days from it); a notice older than the archiving does not count.
+    retention_notice_on: Mapped[date | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -127,7 +132,18 @@ class Client(TenantMixin, Base):
 
     @property
     def has_consent(self) -> bool:
+        """He agreed to some version of the text (maybe not the current one)."""
         return self.consent_at is not None
+
+    @property
+    def consent_current(self) -> bool:
+        """He agreed to the current text: only then may documents be collected."""
+        return self.has_consent and self.consent_version == consent.current().version
+
+    @property
+    def consent_text(self) -> consent.ConsentText | None:
+        """The text he agreed to, if any."""
+        return consent.get(self.consent_version) if self.has_consent else None
 
     @property
     def archived(self) -> bool:

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from portal import audit
 from portal.accounts.models import Organisation, User
+from portal.clients import consent
 from portal.clients.models import Activity, Client, ClientKind, Periodicity
 from portal.clients.places import PostcodeError, departement_from_postcode, normalise_postcode
 from portal.db import db, utcnow
@@ -282,26 +283,46 @@ def restore_client(client: Client, actor: str) -> bool:
     return True
 
 
-def record_consent(client: Client, actor: str, version: str) -> None:
-    """The client agreed to the organisation keeping his data and documents (text `version`)."""
+def record_consent(client: Client, actor: str, version: str | None = None) -> None:
+    """The client agreed to the organisation keeping his data and documents.
+
+    `version` is the text he was shown (None: the current one). Only the current text can be
+    agreed to: a page shown before a new text was published asks again with the new one.
+    """
     if client.archived:
         raise ClientError(_l("Cet usager est archivé : restaurez-le d’abord."))
-    version = (version or "").strip()
-    if not version or len(version) > 20:
-        raise ClientError(_l("Version du texte de consentement inconnue."))
+    text = consent.current()
+    if version is not None and version.strip() != text.version:
+        if consent.get(version.strip()) is None:
+            raise ClientError(_l("Version du texte de consentement inconnue."))
+        raise ClientError(
+            _l(
+                "Le texte a changé entre-temps : lisez la nouvelle version (%(label)s) "
+                "et donnez à nouveau votre accord.",
+                label=text.label,
+            )
+        )
     client.consent_at = utcnow()
-    client.consent_version = version
+    client.consent_version = text.version
     client.consent_by = actor
-    audit.record(client.org_id, actor, "client.consent_recorded", client.ref, version=version)
+    audit.record(client.org_id, actor, "client.consent_recorded", client.ref, version=text.version)
 
 
 def ensure_consent(client: Client) -> None:
-    """Documents are collected only once consent is recorded (upload links, staff uploads)."""
+    """Documents are collected only once the client agreed to the current text."""
     if not client.has_consent:
         raise ClientError(
             _l(
                 "Enregistrez d’abord le consentement de l’usager : sans lui, "
                 "aucun document ne peut être recueilli."
+            )
+        )
+    if not client.consent_current:
+        raise ClientError(
+            _l(
+                "Le texte du consentement a changé (%(label)s) : faites accepter la nouvelle "
+                "version à l’usager avant de recueillir ses documents.",
+                label=consent.current().label,
             )
         )
 

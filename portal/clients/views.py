@@ -30,6 +30,7 @@ from portal.cases.operations import refresh_case
 from portal.cases.periods import french_today
 from portal.cases.queries import client_cases
 from portal.checklists.catalog import catalog
+from portal.clients import consent as consent_texts
 from portal.clients.forms import (
     ACTIVITY_LABELS,
     CAF_CYCLE_LABELS,
@@ -42,7 +43,7 @@ from portal.clients.forms import (
     ImportForm,
 )
 from portal.clients.imports import COLUMNS, MAX_BYTES, MAX_ROWS, export_csv, import_rows, parse_csv
-from portal.clients.models import CONSENT_VERSION, Client, ClientKind
+from portal.clients.models import Client, ClientKind
 from portal.clients.operations import (
     ClientError,
     archive_client,
@@ -184,7 +185,7 @@ def client(client_id: int) -> str:
         today=french_today(),
         consent_form=ConsentForm(formdata=None),
         action_form=ActionForm(formdata=None),
-        consent_version=CONSENT_VERSION,
+        consent_text=consent_texts.current(),
         client_org_name=current_user.org.name,
         **links_panel(client),
     )
@@ -268,7 +269,7 @@ def consent(client_id: int) -> Response:
     form = ConsentForm()
     if form.validate_on_submit():
         try:
-            record_consent(client, current_user.ref, CONSENT_VERSION)
+            record_consent(client, current_user.ref, form.version.data or None)
         except ClientError as exc:
             flash(str(exc.message), "error")
         else:

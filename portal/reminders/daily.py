@@ -1,16 +1,13 @@
-"""The daily jobs, in one list: `flask run-daily` runs them once; the worker runs them each day.
+"""The daily jobs of the reminders' layer: open the coming recurring cases, send the reminders,
+journal the links that expired. The list that runs them (with retention's) is portal.daily.
 
 Each job takes the French calendar day it runs for and `dry_run`, commits its own work (or
-rolls it back when dry), and returns lines saying what it did or would do. One failing job does
-not stop the next ones; the report says which failed. Running a day twice does nothing more:
-recurring cases and reminders are unique in the database.
+rolls it back when dry), and returns lines saying what it did or would do.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -25,12 +22,19 @@ from portal.reminders.planning import plan
 from portal.reminders.sending import due_for_retry, retry, send_planned
 from portal.tenancy import bind_org
 
-log = logging.getLogger(__name__)
-
 ACTOR = "system:cron"
 PARIS = ZoneInfo("Europe/Paris")
 
 DailyJob = Callable[[date, bool], list[str]]
+
+
+class JobIncomplete(Exception):
+    """A daily job did part of its work: `lines` say what, failures included; the list that
+    runs the jobs prints them and counts the job as failed."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(f"{len(lines)} line(s)")
+        self.lines = lines
 
 
 def _finish(dry_run: bool) -> None:
@@ -84,7 +88,7 @@ def expired_links(today: date, dry_run: bool) -> list[str]:
 
     Expiry is by date (the link pages check `expires_at`), so nothing changes in the database;
     the journal gets one line per organisation and day, written once however often this runs.
-    Removing old links is retention's work (a later issue).
+    Removing old links is retention's work (portal.privacy.retention).
     """
     yesterday = today - timedelta(days=1)
     start = datetime.combine(yesterday, time.min, PARIS)
@@ -117,36 +121,3 @@ def expired_links(today: date, dry_run: bool) -> list[str]:
         lines.append(f"org:{org_id} {count} link(s) expired on {yesterday.isoformat()}")
     _finish(dry_run)
     return lines
-
-
-# The daily jobs, in order: cases first, so that today's new cases get today's reminders.
-DAILY_JOBS: tuple[tuple[str, DailyJob], ...] = (
-    ("cases", recurring_cases),
-    ("reminders", reminders),
-    ("links", expired_links),
-)
-
-
-@dataclass
-class DailyReport:
-    lines: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-
-def run_daily(today: date, *, dry_run: bool = False) -> DailyReport:
-    """Run every daily job for `today`; a job that fails is reported and the next one runs."""
-    report = DailyReport()
-    for name, job in DAILY_JOBS:
-        try:
-            lines = job(today, dry_run)
-        except Exception as exc:
-            db.session.rollback()
-            log.exception("daily job %s failed for %s", name, today)
-            report.failed.append(name)
-            lines = [f"FAILED: {type(exc).__name__}"]
-        report.lines += [f"[{name}] {line}" for line in lines]
-    return report

@@ -17,6 +17,8 @@ class ReminderKind(enum.StrEnum):
     client_overdue = "client_overdue"  # to the client, the day after the due date
     agent_digest = "agent_digest"  # to a staff user, his day's list
     filed_notice = "filed_notice"  # to staff: the client says he filed
+    # To admins: archived clients that retention erases in 30 days (portal.privacy.retention).
+    retention_notice = "retention_notice"
 
 
 # The kinds a client may refuse one by one (Client.reminders_off holds their values).

@@ -22,6 +22,7 @@ KIND_LABELS = {
     ReminderKind.client_overdue: _l("Relance après la date limite"),
     ReminderKind.agent_digest: _l("Résumé du jour"),
     ReminderKind.filed_notice: _l("Avis de dépôt à l’équipe"),
+    ReminderKind.retention_notice: _l("Avis d’effacement des usagers archivés"),
 }
 STATUS_LABELS = {
     ReminderStatus.claimed: _l("En cours d’envoi"),

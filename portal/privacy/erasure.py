@@ -1,0 +1,202 @@
+"""Erasing a client (right to erasure): every row about him, then every stored object.
+
+The rows go in the caller's transaction; the objects are written down as pending deletions in
+that same transaction and deleted once it commits (`portal.privacy.deletions`), so storage
+being down never leaves a half-erased client: his rows are gone at once, and the objects
+follow as soon as storage answers. The journal keeps that the erasure happened, by whom and
+when, with counts only; it refers to him as "client:<id>", never by name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import delete, func, select
+
+from portal import audit
+from portal.cases.models import Case, ChecklistItem
+from portal.clients.models import Client
+from portal.db import db
+from portal.documents.links import revoke_link
+from portal.documents.models import Document, UploadLink
+from portal.packs.models import Pack
+from portal.privacy.deletions import Waiting, pending_by_reason, schedule_deletion
+from portal.privacy.models import Erasure, ErasureReason, Export
+from portal.reminders.models import Reminder
+from portal.storage import StorageError, get_store
+
+log = logging.getLogger(__name__)
+
+# What the admin types to confirm, when he does not type the client's reference.
+CONFIRM_WORD = "EFFACER"
+
+
+@dataclass(frozen=True)
+class ErasureSummary:
+    """What an erasure of this client would delete, as counts (the confirmation page)."""
+
+    cases: int
+    items: int
+    documents: int
+    files: int
+    packs: int
+    links: int
+    reminders: int
+    exports: int
+
+    def as_counts(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Found:
+    case_ids: list[int]
+    keys: list[str]
+    summary: ErasureSummary
+
+
+def _count(model: type, *where: object) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0  # type: ignore[arg-type]
+
+
+def _in(column: object, ids: Iterable[int]) -> object:
+    return column.in_(sorted(set(ids)) or [-1])  # type: ignore[attr-defined]
+
+
+def _find(client: Client) -> _Found:
+    org_id = client.org_id
+    case_ids = list(
+        db.session.scalars(
+            select(Case.id).where(Case.org_id == org_id, Case.client_id == client.id)
+        )
+    )
+    keys: list[str] = []
+    documents = 0
+    for row in db.session.execute(
+        select(Document.storage_key, Document.normalised_key, Document.thumbnail_key).where(
+            Document.org_id == org_id, _in(Document.case_id, case_ids)
+        )
+    ):
+        documents += 1
+        keys.extend(k for k in row if k)
+    packs = 0
+    for row in db.session.execute(
+        select(Pack.storage_key, Pack.zip_key).where(
+            Pack.org_id == org_id, _in(Pack.case_id, case_ids)
+        )
+    ):
+        packs += 1
+        keys.extend(k for k in row if k)
+    exports = 0
+    for (key,) in db.session.execute(
+        select(Export.storage_key).where(Export.org_id == org_id, Export.client_id == client.id)
+    ):
+        exports += 1
+        if key:
+            keys.append(key)
+    summary = ErasureSummary(
+        cases=len(case_ids),
+        items=_count(
+            ChecklistItem, ChecklistItem.org_id == org_id, _in(ChecklistItem.case_id, case_ids)
+        ),
+        documents=documents,
+        files=len(set(keys)),
+        packs=packs,
+        links=_count(UploadLink, UploadLink.org_id == org_id, UploadLink.client_id == client.id),
+        reminders=_count(Reminder, Reminder.org_id == org_id, _in(Reminder.case_id, case_ids)),
+        exports=exports,
+    )
+    return _Found(case_ids, sorted(set(keys)), summary)
+
+
+def erasure_summary(client: Client) -> ErasureSummary:
+    """Counts shown on the confirmation page: what `erase_client` would delete."""
+    return _find(client).summary
+
+
+def confirmation_matches(client: Client, typed: str | None) -> bool:
+    """The admin typed the client's reference, or the word EFFACER (any case, spaces ignored)."""
+    text = " ".join((typed or "").split()).casefold()
+    return bool(text) and text in (client.reference.strip().casefold(), CONFIRM_WORD.casefold())
+
+
+def _unindexed(org_id: int, case_ids: list[int]) -> list[str]:
+    """Objects under the cases' prefixes that no row names (a file being normalised, a pack
+    attempt that lost): best effort, as storage may be down; storage-check finds the rest."""
+    store = get_store()
+    found: list[str] = []
+    for case_id in case_ids:
+        try:
+            found.extend(info.key for info in store.list(f"org/{org_id}/case/{case_id}/"))
+        except StorageError:
+            log.warning("storage unavailable while listing an erased client's objects")
+            break
+    return found
+
+
+def erase_client(client: Client, actor: str, *, reason: str = "request") -> Erasure:
+    """Delete every row about the client and schedule every object; journal it. No commit.
+
+    reason: "request" (an admin, on the client's request) or "retention" (the retention job).
+    Links are revoked first (journaled), then cases, checklist lines, documents, packs,
+    reminders, links, exports and the client go; their objects (documents' originals, PDF
+    versions and thumbnails, packs' PDF and ZIP, exports) are deleted after the commit.
+    """
+    why = ErasureReason(reason)
+    org_id, client_id = client.org_id, client.id
+    for link in db.session.scalars(
+        select(UploadLink).where(
+            UploadLink.org_id == org_id,
+            UploadLink.client_id == client_id,
+            UploadLink.revoked_at.is_(None),
+        )
+    ):
+        revoke_link(link, actor)
+    db.session.flush()
+    found = _find(client)
+    keys = sorted({*found.keys, *_unindexed(org_id, found.case_ids)})
+    erasure = Erasure(
+        org_id=org_id,
+        client_id=client_id,
+        actor=actor,
+        reason=why,
+        counts=found.summary.as_counts(),
+        files=len(keys),
+    )
+    db.session.add(erasure)
+    db.session.flush()
+    schedule_deletion(org_id, keys, erasure.deletion_reason)
+
+    cases = _in(Case.id, found.case_ids)
+    for stmt in (
+        delete(Reminder).where(Reminder.org_id == org_id, _in(Reminder.case_id, found.case_ids)),
+        delete(Pack).where(Pack.org_id == org_id, _in(Pack.case_id, found.case_ids)),
+        delete(Document).where(Document.org_id == org_id, _in(Document.case_id, found.case_ids)),
+        delete(ChecklistItem).where(
+            ChecklistItem.org_id == org_id, _in(ChecklistItem.case_id, found.case_ids)
+        ),
+        delete(UploadLink).where(UploadLink.org_id == org_id, UploadLink.client_id == client_id),
+        delete(Export).where(Export.org_id == org_id, Export.client_id == client_id),
+        delete(Case).where(Case.org_id == org_id, cases),
+        delete(Client).where(Client.org_id == org_id, Client.id == client_id),
+    ):
+        db.session.execute(stmt, execution_options={"synchronize_session": "fetch"})
+    audit.record(
+        org_id,
+        actor,
+        "client.erased",
+        f"client:{client_id}",
+        erasure=erasure.id,
+        reason=why.value,
+        **{k: v for k, v in found.summary.as_counts().items() if k != "files"},
+        files=len(keys),
+    )
+    return erasure
+
+
+def erasure_states(org_id: int, erasures: list[Erasure]) -> dict[int, Waiting | None]:
+    """Erasure id -> its objects still waiting to be deleted (None: all deleted, done)."""
+    waiting = pending_by_reason(org_id, [e.deletion_reason for e in erasures])
+    return {e.id: waiting.get(e.deletion_reason) for e in erasures}
