@@ -6,11 +6,13 @@ journal can outlive an erasure without keeping personal data.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from flask import has_request_context, request
 from sqlalchemy import JSON, ForeignKey, Index, String, event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from portal.db import Base, UTCDateTime, db, utcnow
@@ -41,6 +43,20 @@ class AppendOnlyError(RuntimeError):
 @event.listens_for(AuditEvent, "before_delete")
 def _refuse_change(_mapper: Mapper[Any], _connection: Any, _target: AuditEvent) -> None:
     raise AppendOnlyError("the audit journal is append-only")
+
+
+# Bulk statements (`update(AuditEvent)`, `delete(...)`, raw SQL) skip the mapper events above:
+# every statement sent to the database is checked too. Deleting an organisation still removes
+# its journal, by the foreign key's ON DELETE CASCADE inside the database.
+_CHANGES_JOURNAL = re.compile(r"\s*(?:UPDATE|DELETE\s+FROM)\s+\"?audit_events\b", re.IGNORECASE)
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _refuse_statement(
+    _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+) -> None:
+    if _CHANGES_JOURNAL.match(statement):
+        raise AppendOnlyError("the audit journal is append-only")
 
 
 def ref(kind: str, ident: int | None) -> str | None:
