@@ -42,9 +42,20 @@ JOBS: dict[str, JobSpec] = {
     "worker.jobs.normalise_document": JobSpec(
         queue="documents", timeout=300, retries=3, retry_intervals=(10, 60, 300)
     ),
+    # Packs: id only; a re-run after a crash yields one ready pack (portal/packs/runs.py).
+    "worker.jobs.build_pack": JobSpec(
+        queue="packs", timeout=600, retries=2, retry_intervals=(30, 300)
+    ),
+    # A client's export: a ZIP of everything about him (portal/privacy/exports.py); storage
+    # hiccups are retried, a second run of the same export does nothing.
+    "worker.jobs.build_export": JobSpec(timeout=1800, retries=2, retry_intervals=(60, 300)),
+    # Objects whose rows are gone (erasure, expiry); failures stay pending for the cron's retry.
+    "worker.jobs.purge_objects": JobSpec(timeout=600, retries=0),
     # Enqueued by the worker's cron loop (worker/cron.py), not by the portal; they take a date.
     "worker.cron.run_daily": JobSpec(timeout=3600, retries=0),
     "worker.cron.retry_reminders": JobSpec(timeout=600, retries=0),
+    "worker.cron.retry_deletions": JobSpec(timeout=900, retries=0),
+    "worker.cron.requeue_stale_packs": JobSpec(timeout=120, retries=0),
 }
 
 _PENDING = "pochette.pending_jobs"

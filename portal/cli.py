@@ -157,8 +157,10 @@ def storage_init_command() -> None:
 
 def init_app(app: Flask) -> None:
     from portal.cases.commands import create_cases_command, due_date_command
+    from portal.daily import run_daily_command
     from portal.documents.commands import check_file_command
-    from portal.reminders.commands import run_daily_command
+    from portal.packs.commands import build_pack_command
+    from portal.privacy.commands import storage_check_command
 
     for command in (
         due_date_command,
@@ -170,5 +172,7 @@ def init_app(app: Flask) -> None:
         storage_init_command,
         check_file_command,
         run_daily_command,
+        storage_check_command,
+        build_pack_command,
     ):
         app.cli.add_command(command)

@@ -7,6 +7,7 @@ from portal.clients.models import Client
 from portal.db import Base
 from portal.documents.models import Document, UploadLink
 from portal.packs.models import Pack
+from portal.privacy.models import Erasure, Export, PendingDeletion
 from portal.reminders.models import Reminder
 
 __all__ = [
@@ -17,8 +18,11 @@ __all__ = [
     "ChecklistItem",
     "Client",
     "Document",
+    "Erasure",
+    "Export",
     "Organisation",
     "Pack",
+    "PendingDeletion",
     "Reminder",
     "UploadLink",
     "User",

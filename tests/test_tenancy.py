@@ -7,7 +7,7 @@ how to make such a row, so no route can slip past this test.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -20,11 +20,14 @@ from portal.cases import feeds
 from portal.cases.operations import open_case
 from portal.clients.models import Activity, ClientKind, Periodicity
 from portal.clients.operations import record_consent
-from portal.db import db
+from portal.db import db, utcnow
 from portal.documents.links import create_link
 from portal.documents.models import Source
 from portal.documents.operations import add_document
+from portal.packs.models import Pack, PackStatus
+from portal.privacy.models import Export
 from portal.reminders.models import Reminder, ReminderKind, ReminderStatus
+from portal.storage import get_store
 from portal.tenancy import NoTenantBound, bind_org, current_org_id, get_in_org
 from tests import corpus, factories
 
@@ -79,6 +82,43 @@ def _open_link(http: Any, org: Organisation, client: Any = None) -> None:
     assert http.get(f"/l/{token}").status_code == 302
 
 
+def _pack(org: Organisation, made: dict[str, Any]) -> Any:
+    """A ready pack, shared with the client, whose two files exist: the owner can fetch it."""
+    if "pack" not in made:
+        case = _case(org, made)
+        stem = f"org/{org.id}/case/{case.id}/pack-tenancy"
+        for key in (f"{stem}.pdf", f"{stem}.zip"):
+            get_store().put_bytes(key, b"%PDF-1.7 test")
+        made["pack"] = Pack(
+            org_id=org.id,
+            case_id=case.id,
+            version=1,
+            status=PackStatus.ready,
+            requested_by="user:0",
+            storage_key=f"{stem}.pdf",
+            zip_key=f"{stem}.zip",
+            pages=1,
+            size=13,
+            zip_size=13,
+            shared_at=utcnow(),
+            shared_by="user:0",
+        )
+        db.session.add(made["pack"])
+        db.session.flush()
+    return made["pack"]
+
+
+def _export(org: Organisation, made: dict[str, Any]) -> Any:
+    """A queued export of the URL's client (its owner is sent back to the client page)."""
+    if "export" not in made:
+        made["export"] = Export(
+            org_id=org.id, client_id=_client(org, made).id, requested_by="user:0", attempts=0
+        )
+        db.session.add(made["export"])
+        db.session.flush()
+    return made["export"]
+
+
 def _feed(org: Organisation, made: dict[str, Any]) -> Any:
     user = factories.UserFactory(org=org, name=SECRET_NAME)
     return feeds.create_feed(org.id, user.id, "test")[0]
@@ -96,11 +136,13 @@ ID_MAKERS: dict[str, Callable[[Organisation, dict[str, Any]], Any]] = {
     "document_id": lambda org, made: _document(org, made).id,
     "feed_id": lambda org, made: _feed(org, made).id,
     "link_id": lambda org, made: _link(org, made).id,
+    "export_id": lambda org, made: _export(org, made).id,
+    "pack_id": lambda org, made: _pack(org, made).id,
 }
 # Arguments that are not row ids: routes reached by secret token, tested in their own modules,
 # and fixed path words (which view of a document).
-NOT_IDS = {"filename", "token", "how"}
-FIXED = {"how": "voir"}
+NOT_IDS = {"filename", "token", "how", "what"}
+FIXED = {"how": "voir", "what": "pdf"}
 
 
 def _rules() -> list[Rule]:
@@ -204,6 +246,8 @@ LIST_PAGES = (
     "/usagers",
     "/usagers/export.csv",
     "/documents/a-verifier",
+    "/organisation/journal",
+    "/organisation/journal.csv",
 )
 
 
@@ -262,3 +306,52 @@ def test_reminder_rules_page_lists_only_the_organisation_s_failures(http, org, a
     owner.login(admin)
     mine = owner.get("/organisation/rappels").get_data(as_text=True)
     assert "SMTPDataError 554" in mine and f"/dossiers/{case.id}" in mine
+
+
+def test_erasures_page_lists_only_the_organisation_s_erasures(http, org, admin, other_admin):
+    from portal.privacy.erasure import erase_client
+
+    erased = _client(org, {})
+    client_ref = f"client:{erased.id}"
+    erase_client(erased, admin.ref)
+    db.session.commit()
+    http.login(other_admin)
+    theirs = http.get("/organisation/effacements").get_data(as_text=True)
+    assert client_ref not in theirs and "Aucun effacement" in theirs
+    owner = http.application.test_client()
+    owner.login(admin)
+    mine = owner.get("/organisation/effacements").get_data(as_text=True)
+    assert client_ref in mine
+
+
+def test_retention_page_lists_only_the_organisation_s_announced_erasures(
+    http, org, admin, other_admin
+):
+    client = _client(org, {})
+    client.archived_at = datetime(2020, 1, 1, 9, 0, tzinfo=UTC)
+    client.retention_notice_on = TODAY
+    db.session.commit()
+    http.login(other_admin)
+    theirs = http.get("/organisation/donnees").get_data(as_text=True)
+    assert client.reference not in theirs and f"/usagers/{client.id}" not in theirs
+    owner = http.application.test_client()
+    owner.login(admin)
+    mine = owner.get("/organisation/donnees").get_data(as_text=True)
+    assert client.reference in mine and f"/usagers/{client.id}" in mine
+
+
+@pytest.mark.parametrize("path", ["/organisation/journal", "/organisation/journal.csv"])
+def test_journal_filtered_on_another_organisation_s_client_shows_nothing(
+    path, http, org, other_org, admin, other_admin
+):
+    theirs = _case(other_org, {})  # journals case.opened for the other organisation
+    record_consent(theirs.client, "user:0", "2026-11")
+    mine = _case(org, {})
+    db.session.commit()
+    http.login(admin)
+    for value in (str(theirs.client_id), theirs.client.reference):
+        body = http.get(path, query_string={"usager": value}).get_data(as_text=True)
+        assert f"case:{theirs.id}" not in body and f"client:{theirs.client_id}" not in body
+    assert f"case:{mine.id}" in http.get(
+        "/organisation/journal.csv", query_string={"usager": str(mine.client_id)}
+    ).get_data(as_text=True)

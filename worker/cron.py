@@ -1,7 +1,7 @@
 """The daily cron: a small loop thread in `python -m worker` that enqueues the daily jobs.
 
-The jobs themselves are one list in `portal.reminders.daily.DAILY_JOBS` (create the coming
-recurring cases, send the due reminders and retries, journal expired links; retention later),
+The jobs themselves are one list in `portal.daily.DAILY_JOBS` (create the coming recurring
+cases, send the due reminders and retries, journal expired links, apply retention),
 so `flask run-daily` runs exactly what the worker runs. Here is only *when*:
 
 - once a day, at the first tick after 06:30 Europe/Paris, `run_daily(<that day>)` is enqueued;
@@ -59,7 +59,7 @@ class DailyJobFailed(RuntimeError):
 @job
 def run_daily(day: str) -> list[str]:
     """Run every daily job for `day` (YYYY-MM-DD, the French day the tick saw)."""
-    from portal.reminders.daily import run_daily as run
+    from portal.daily import run_daily as run
 
     report = run(date.fromisoformat(day))
     for line in report.lines:
@@ -76,6 +76,36 @@ def retry_reminders() -> str:
 
     outcome = retry()
     return f"{outcome.sent} sent, {outcome.failed} failed, {outcome.dropped} dropped"
+
+
+@job
+def requeue_stale_packs() -> str:
+    """Send again the packs whose run died mid-build (worker killed): one ready pack results."""
+    from portal.background import enqueue
+    from portal.db import db
+    from portal.packs.runs import stale_packs
+
+    ids = stale_packs()
+    for pack_id in ids:
+        enqueue("worker.jobs.build_pack", pack_id)
+    db.session.commit()  # sends the jobs
+    return f"{len(ids)} pack(s) sent again"
+
+
+@job
+def retry_deletions() -> str:
+    """Delete again the objects whose deletion failed (storage down) once their back-off passed."""
+    from portal.privacy.deletions import purge_all
+
+    return str(purge_all())
+
+
+# Enqueued every RETRY_EVERY: the retries of work whose first try failed or died.
+EVERY_QUARTER = (
+    "worker.cron.retry_reminders",
+    "worker.cron.requeue_stale_packs",
+    "worker.cron.retry_deletions",
+)
 
 
 def _enqueue(redis: Any, name: str, *args: Any) -> None:
@@ -100,8 +130,9 @@ def tick(redis: Any, now: datetime) -> list[str]:
     if redis.set(
         f"{KEY_PREFIX}:retry:{slot}", "1", nx=True, ex=2 * int(RETRY_EVERY.total_seconds())
     ):
-        _enqueue(redis, "worker.cron.retry_reminders")
-        sent.append("retry_reminders")
+        for name in EVERY_QUARTER:
+            _enqueue(redis, name)
+            sent.append(name.rsplit(".", 1)[1])
     return sent
 
 

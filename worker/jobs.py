@@ -47,3 +47,42 @@ def notify_filed(case_id: int) -> int:
         return 0
     with bind_org(case.org_id):
         return run(case).sent
+
+
+@job
+def build_pack(pack_id: int) -> str | None:
+    """Build one pack (PDF + upload set); idempotent, see portal.packs.runs."""
+    from rq import get_current_job
+
+    from portal.packs.models import Pack
+    from portal.packs.runs import run_build
+
+    pack = db.session.get(Pack, pack_id)
+    if pack is None:  # the case was erased meanwhile
+        return None
+    current = get_current_job()
+    with bind_org(pack.org_id):
+        status = run_build(pack_id, job_id=current.id if current else None)
+    return status.value if status else None
+
+
+@job
+def build_export(export_id: int) -> str | None:
+    """Build one client's export ZIP (portal.privacy.exports); a second run does nothing."""
+    from portal.privacy.exports import build_export as run
+    from portal.privacy.models import Export
+
+    export = db.session.get(Export, export_id)
+    if export is None:  # the client was erased meanwhile: nothing to export
+        return None
+    with bind_org(export.org_id):
+        status = run(export_id)
+    return status.value if status else None
+
+
+@job
+def purge_objects(org_id: int | None = None) -> str:
+    """Delete the objects scheduled for deletion (all organisations' when org_id is None)."""
+    from portal.privacy.deletions import purge_all
+
+    return str(purge_all(org_id=org_id))

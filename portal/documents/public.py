@@ -9,6 +9,7 @@ organisation for the rest of the request.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,7 +42,7 @@ from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
 from portal.cases.operations import CaseError, procedure_of, set_value, specs_of
 from portal.checklists.catalog import ValueSpec, catalog
 from portal.checklists.values import display_value
-from portal.clients.models import CONSENT_VERSION
+from portal.clients import consent as consent_texts
 from portal.clients.operations import ClientError, record_consent
 from portal.db import db
 from portal.documents import filing, links
@@ -441,20 +442,28 @@ def _notices() -> tuple[list[tuple[str, str]], dict[int, list[tuple[str, str]]]]
     return general, per_item
 
 
+# What higher layers add to the client's page (the pack to download, see portal/packs/public.py),
+# without this module importing them: each takes the link and its cases, returns template names.
+PAGE_EXTRAS: list[Callable[[UploadLink, list[Case]], dict[str, Any]]] = []
+
+
 def _render_page(status: int = 200, **context: Any) -> tuple[str, int]:
     link: UploadLink = g.link
     general, per_item = _notices()
+    blocks = _blocks(link)
+    for extra in PAGE_EXTRAS:
+        context.update(extra(link, [b.case for b in blocks]))
     return _page(
         "documents/link_page.html",
         status,
         link=link,
         client=link.client,
-        blocks=_blocks(link),
+        blocks=blocks,
         filed=_recently_filed(link),
         titles={p.code: p.title for p in catalog()},
         notices=general,
         item_notices=per_item,
-        consent_version=CONSENT_VERSION,
+        consent_text=consent_texts.current(),
         review_states=REVIEW_STATES,
         now=links.clock(),
         errors=context.pop("errors", {}),
@@ -533,8 +542,8 @@ def _back(item: ChecklistItem | None = None) -> Response:
 
 
 def _require_consent() -> None:
-    """Nothing is collected before the client agreed; the page shows him the text."""
-    if g.link.client.has_consent:
+    """Nothing is collected before the client agreed to the current text; the page shows it."""
+    if g.link.client.consent_current:
         return
     message = _("Lisez d’abord le texte en haut de la page et donnez votre accord.")
     if errors.accepts_json():
@@ -550,9 +559,10 @@ def _require_consent() -> None:
 def consent() -> Any:
     link: UploadLink = g.link
     client = link.client
-    if not client.has_consent:
+    if not client.consent_current:
         try:
-            record_consent(client, link.ref, CONSENT_VERSION)
+            # The version the page showed: a text published since is shown before he agrees.
+            record_consent(client, link.ref, request.form.get("version") or None)
         except ClientError as exc:
             flash(str(exc.message), "error")
             return _back()
