@@ -161,9 +161,13 @@ def _add_sample_documents(case: Case) -> None:
     from portal.documents.processing import normalise_document
 
     items = {item.code: item for item in case.items}
+    # By name, not by checksum: a PDF drawn again carries a new creation date.
+    present = set(
+        db.session.scalars(select(Document.filename).where(Document.case_id == case.id))
+    )
     for code, filename, lines in SAMPLES:
         item = items.get(code)
-        if item is None:
+        if item is None or filename in present:
             continue
         try:
             document = add_document(

@@ -8,8 +8,14 @@ from sqlalchemy import func, select
 
 from portal import create_app
 from portal.accounts.models import Organisation, User
+from portal.cases.models import Case
 from portal.cli import DEMO_ORG
 from portal.db import db
+from portal.documents.models import Document
+from portal.packs.models import PackStatus
+from portal.packs.operations import request_pack
+from portal.packs.runs import run_build
+from portal.tenancy import bind_org
 
 
 def _logins(output: str) -> dict[str, str]:
@@ -35,6 +41,21 @@ def test_demo_creates_an_organisation_whose_printed_logins_work(app, ctx, http):
     assert again["admin@demo.pochette.fr"] != logins["admin@demo.pochette.fr"]
     assert db.session.scalar(select(func.count()).where(Organisation.name == DEMO_ORG)) == 1
     assert db.session.scalar(select(func.count()).where(User.email.like("%@demo.pochette.fr"))) == 2
+
+    # The demo case is ready for a pack: two accepted sample papers (not four after two runs).
+    org = db.session.scalars(select(Organisation).where(Organisation.name == DEMO_ORG)).one()
+    with bind_org(org.id):
+        case = db.session.scalars(
+            select(Case).where(Case.org_id == org.id, Case.period_label == "2026-09")
+        ).one()
+        documents = db.session.scalars(select(Document).where(Document.case_id == case.id)).all()
+        assert sorted((d.filename, d.review.value, d.normalisation.value) for d in documents) == [
+            ("livre-des-recettes-septembre-2026.pdf", "accepted", "ready"),
+            ("releve-septembre-2026.jpg", "accepted", "ready"),
+        ]
+        pack = request_pack(case, "user:0")
+        db.session.flush()
+        assert run_build(pack.id) == PackStatus.ready
 
 
 def test_demo_is_refused_in_production(settings, connection):
