@@ -162,9 +162,7 @@ def _add_sample_documents(case: Case) -> None:
 
     items = {item.code: item for item in case.items}
     # By name, not by checksum: a PDF drawn again carries a new creation date.
-    present = set(
-        db.session.scalars(select(Document.filename).where(Document.case_id == case.id))
-    )
+    present = set(db.session.scalars(select(Document.filename).where(Document.case_id == case.id)))
     for code, filename, lines in SAMPLES:
         item = items.get(code)
         if item is None or filename in present:
