@@ -141,7 +141,8 @@ def _delete_after_commit(keys: Iterable[str | None]) -> None:
     db.session.info.setdefault(_DELETE_AFTER_COMMIT, []).extend(k for k in keys if k)
 
 
-def _delete_objects(keys: list[str], why: str) -> None:
+def delete_objects(keys: list[str], why: str) -> None:
+    """Best effort: what storage refuses now is left to `flask storage-check --repair`."""
     store = get_store()
     for key in keys:
         try:
@@ -156,7 +157,7 @@ def _objects_kept(session: Session) -> None:
     session.info.pop(_UNCOMMITTED, None)
     doomed = session.info.pop(_DELETE_AFTER_COMMIT, None)
     if doomed:
-        _delete_objects(doomed, "deleted document")
+        delete_objects(doomed, "deleted document")
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -168,7 +169,7 @@ def _discard_uncommitted(session: Session, transaction: Any) -> None:
     session.info.pop(_DELETE_AFTER_COMMIT, None)
     orphans = session.info.pop(_UNCOMMITTED, None)
     if orphans:
-        _delete_objects(orphans, "upload not committed")
+        delete_objects(orphans, "upload not committed")
 
 
 # --- adding ----------------------------------------------------------------------------------
@@ -254,7 +255,7 @@ def add_document(
     except BaseException:
         # Whatever failed, the object goes now: a savepoint rollback would not tell us.
         db.session.info[_UNCOMMITTED].remove(key)
-        _delete_objects([key], "upload failed")
+        delete_objects([key], "upload failed")
         raise
     if item.status in (ItemStatus.missing, ItemStatus.rejected, ItemStatus.waived):
         item.status = ItemStatus.received

@@ -26,9 +26,10 @@ from portal.cases.models import CaseStatus
 from portal.cases.operations import change_status
 from portal.cases.periods import french_today
 from portal.db import db, utcnow
+from portal.documents.operations import delete_objects
 from portal.packs.building import BuildError, Built, build
 from portal.packs.models import Pack, PackStatus
-from portal.storage import StorageError, StorageUnavailable, get_store
+from portal.storage import StorageUnavailable, get_store
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +104,6 @@ def _store(pack: Pack, built: Built, keys: Keys) -> None:
     store.put_file(keys.zip, built.zip, content_type="application/zip")
 
 
-def _delete_quietly(keys: list[str]) -> None:
-    store = get_store()
-    for key in keys:
-        try:
-            store.delete(key)
-        except StorageError:
-            log.warning("could not delete a superseded pack object")  # storage-check finds it
-
-
 def run_build(
     pack_id: int,
     *,
@@ -182,7 +174,7 @@ def _finish(pack: Pack, attempt: int, built: Built, keys: Keys) -> PackStatus | 
     ).rowcount
     if not done:  # another run took the pack over meanwhile: ours is not the one kept
         db.session.rollback()
-        _delete_quietly([keys.pdf, keys.zip])
+        delete_objects([keys.pdf, keys.zip], "pack attempt superseded")
         return None
     case = pack.case
     if case.status == CaseStatus.ready:
@@ -199,7 +191,7 @@ def _finish(pack: Pack, attempt: int, built: Built, keys: Keys) -> PackStatus | 
     )
     db.session.commit()
     older = [object_keys(pack, n) for n in range(1, attempt)]
-    _delete_quietly([k for pair in older for k in (pair.pdf, pair.zip)])
+    delete_objects([k for pair in older for k in (pair.pdf, pair.zip)], "older pack attempt")
     return PackStatus.ready
 
 

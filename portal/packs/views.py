@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from portal import audit
 from portal.accounts.models import Organisation, Role
 from portal.accounts.views import require
+from portal.background import enqueue
 from portal.cases.models import Case
 from portal.cases.operations import missing_required
 from portal.db import db
@@ -63,6 +64,11 @@ def _back(case: Case) -> Response:
     return redirect(url_for("cases.case", case_id=case.id, _anchor="pochette"))
 
 
+def _invalid_form(case: Case) -> Response:
+    flash(_("Le formulaire n'est pas valide : rechargez la page et recommencez."), "error")
+    return _back(case)
+
+
 @bp.post("/dossiers/<int:case_id>/pochettes")
 @login_required
 def request_(case_id: int) -> Response:
@@ -70,16 +76,13 @@ def request_(case_id: int) -> Response:
     require(Role.agent)
     form = PackRequestForm()
     if not form.validate_on_submit():
-        flash(_("Le formulaire n'est pas valide : rechargez la page et recommencez."), "error")
-        return _back(case)
+        return _invalid_form(case)
     try:
         pack = request_pack(case, current_user.ref, force=bool(form.force.data))
     except PackError as exc:
         db.session.rollback()
         flash(exc.message, "error")
         return _back(case)
-    from portal.background import enqueue
-
     enqueue("worker.jobs.build_pack", pack.id)
     db.session.commit()
     flash(_("La pochette v%(version)d est en préparation.", version=pack.version), "success")
@@ -114,8 +117,7 @@ def share(case_id: int, pack_id: int) -> Response:
     require(Role.agent)
     form = PackShareForm()
     if not form.validate_on_submit():
-        flash(_("Le formulaire n'est pas valide : rechargez la page et recommencez."), "error")
-        return _back(case)
+        return _invalid_form(case)
     shared = form.shared.data == "oui"
     try:
         share_pack(pack, current_user.ref, shared=shared)

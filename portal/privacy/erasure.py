@@ -10,7 +10,6 @@ when, with counts only; it refers to him as "client:<id>", never by name.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import delete, func, select
@@ -24,6 +23,7 @@ from portal.documents.models import Document, UploadLink
 from portal.packs.models import Pack
 from portal.privacy.deletions import Waiting, pending_by_reason, schedule_deletion
 from portal.privacy.models import Erasure, ErasureReason, Export
+from portal.privacy.storage_check import stored_keys
 from portal.reminders.models import Reminder
 from portal.storage import StorageError, get_store
 
@@ -61,10 +61,6 @@ def _count(model: type, *where: object) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0  # type: ignore[arg-type]
 
 
-def _in(column: object, ids: Iterable[int]) -> object:
-    return column.in_(sorted(set(ids)) or [-1])  # type: ignore[attr-defined]
-
-
 def _find(client: Client) -> _Found:
     org_id = client.org_id
     case_ids = list(
@@ -72,40 +68,24 @@ def _find(client: Client) -> _Found:
             select(Case.id).where(Case.org_id == org_id, Case.client_id == client.id)
         )
     )
-    keys: list[str] = []
-    documents = 0
-    for row in db.session.execute(
-        select(Document.storage_key, Document.normalised_key, Document.thumbnail_key).where(
-            Document.org_id == org_id, _in(Document.case_id, case_ids)
-        )
-    ):
-        documents += 1
-        keys.extend(k for k in row if k)
-    packs = 0
-    for row in db.session.execute(
-        select(Pack.storage_key, Pack.zip_key).where(
-            Pack.org_id == org_id, _in(Pack.case_id, case_ids)
-        )
-    ):
-        packs += 1
-        keys.extend(k for k in row if k)
-    exports = 0
-    for (key,) in db.session.execute(
-        select(Export.storage_key).where(Export.org_id == org_id, Export.client_id == client.id)
-    ):
-        exports += 1
-        if key:
-            keys.append(key)
+    documents, document_keys = stored_keys(
+        Document, Document.org_id == org_id, Document.case_id.in_(case_ids)
+    )
+    packs, pack_keys = stored_keys(Pack, Pack.org_id == org_id, Pack.case_id.in_(case_ids))
+    exports, export_keys = stored_keys(
+        Export, Export.org_id == org_id, Export.client_id == client.id
+    )
+    keys = document_keys + pack_keys + export_keys
     summary = ErasureSummary(
         cases=len(case_ids),
         items=_count(
-            ChecklistItem, ChecklistItem.org_id == org_id, _in(ChecklistItem.case_id, case_ids)
+            ChecklistItem, ChecklistItem.org_id == org_id, ChecklistItem.case_id.in_(case_ids)
         ),
         documents=documents,
         files=len(set(keys)),
         packs=packs,
         links=_count(UploadLink, UploadLink.org_id == org_id, UploadLink.client_id == client.id),
-        reminders=_count(Reminder, Reminder.org_id == org_id, _in(Reminder.case_id, case_ids)),
+        reminders=_count(Reminder, Reminder.org_id == org_id, Reminder.case_id.in_(case_ids)),
         exports=exports,
     )
     return _Found(case_ids, sorted(set(keys)), summary)
@@ -169,13 +149,13 @@ def erase_client(client: Client, actor: str, *, reason: str = "request") -> Eras
     db.session.flush()
     schedule_deletion(org_id, keys, erasure.deletion_reason)
 
-    cases = _in(Case.id, found.case_ids)
+    cases = Case.id.in_(found.case_ids)
     for stmt in (
-        delete(Reminder).where(Reminder.org_id == org_id, _in(Reminder.case_id, found.case_ids)),
-        delete(Pack).where(Pack.org_id == org_id, _in(Pack.case_id, found.case_ids)),
-        delete(Document).where(Document.org_id == org_id, _in(Document.case_id, found.case_ids)),
+        delete(Reminder).where(Reminder.org_id == org_id, Reminder.case_id.in_(found.case_ids)),
+        delete(Pack).where(Pack.org_id == org_id, Pack.case_id.in_(found.case_ids)),
+        delete(Document).where(Document.org_id == org_id, Document.case_id.in_(found.case_ids)),
         delete(ChecklistItem).where(
-            ChecklistItem.org_id == org_id, _in(ChecklistItem.case_id, found.case_ids)
+            ChecklistItem.org_id == org_id, ChecklistItem.case_id.in_(found.case_ids)
         ),
         delete(UploadLink).where(UploadLink.org_id == org_id, UploadLink.client_id == client_id),
         delete(Export).where(Export.org_id == org_id, Export.client_id == client_id),

@@ -113,10 +113,6 @@ class ClientRecord:
         }
 
 
-def _in(column: Any, ids: Iterable[int]) -> Any:
-    return column.in_(sorted(set(ids)) or [-1])
-
-
 def load_record(client: Client) -> ClientRecord:
     """Every row about `client` in his organisation (the caller binds it)."""
     org_id = client.org_id
@@ -131,21 +127,21 @@ def load_record(client: Client) -> ClientRecord:
     items = list(
         db.session.scalars(
             select(ChecklistItem)
-            .where(ChecklistItem.org_id == org_id, _in(ChecklistItem.case_id, case_ids))
+            .where(ChecklistItem.org_id == org_id, ChecklistItem.case_id.in_(case_ids))
             .order_by(ChecklistItem.case_id, ChecklistItem.position, ChecklistItem.id)
         )
     )
     documents = list(
         db.session.scalars(
             select(Document)
-            .where(Document.org_id == org_id, _in(Document.case_id, case_ids))
+            .where(Document.org_id == org_id, Document.case_id.in_(case_ids))
             .order_by(Document.case_id, Document.uploaded_at, Document.id)
         )
     )
     packs = list(
         db.session.scalars(
             select(Pack)
-            .where(Pack.org_id == org_id, _in(Pack.case_id, case_ids))
+            .where(Pack.org_id == org_id, Pack.case_id.in_(case_ids))
             .order_by(Pack.case_id, Pack.version)
         )
     )
@@ -159,7 +155,7 @@ def load_record(client: Client) -> ClientRecord:
     reminders = list(
         db.session.scalars(
             select(Reminder)
-            .where(Reminder.org_id == org_id, _in(Reminder.case_id, case_ids))
+            .where(Reminder.org_id == org_id, Reminder.case_id.in_(case_ids))
             .order_by(Reminder.day, Reminder.id)
         )
     )

@@ -44,6 +44,7 @@ from portal.privacy.deletions import purge_pending, schedule_deletion
 from portal.privacy.erasure import erase_client
 from portal.privacy.exports import purge_expired_exports
 from portal.privacy.models import Export, ExportStatus
+from portal.privacy.storage_check import stored_keys
 from portal.reminders import sending
 from portal.reminders.daily import JobIncomplete
 from portal.reminders.models import Reminder, ReminderKind
@@ -346,21 +347,11 @@ def purge_case_files(case: Case, actor: str) -> CasePurge:
     if case.status not in FINISHED:
         raise ValueError(f"{case.ref} is not finished")
     org_id = case.org_id
-    keys: list[str] = []
-    documents = 0
-    for row in db.session.execute(
-        select(Document.storage_key, Document.normalised_key, Document.thumbnail_key).where(
-            Document.org_id == org_id, Document.case_id == case.id
-        )
-    ):
-        documents += 1
-        keys += [key for key in row if key]
-    packs = 0
-    for row in db.session.execute(
-        select(Pack.storage_key, Pack.zip_key).where(Pack.org_id == org_id, Pack.case_id == case.id)
-    ):
-        packs += 1
-        keys += [key for key in row if key]
+    documents, document_keys = stored_keys(
+        Document, Document.org_id == org_id, Document.case_id == case.id
+    )
+    packs, pack_keys = stored_keys(Pack, Pack.org_id == org_id, Pack.case_id == case.id)
+    keys = document_keys + pack_keys
     values = 0
     for item in case.items:
         if item.value is not None or item.client_note is not None:

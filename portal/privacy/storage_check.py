@@ -38,6 +38,16 @@ KEY_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
     Pack.zip_key,
     Export.storage_key,
 )
+
+
+def stored_keys(model: type, *where: Any) -> tuple[int, list[str]]:
+    """How many rows of `model` match `where`, and every object key they name (KEY_COLUMNS):
+    what an erasure or a purge must delete along with the rows."""
+    columns = [column for column in KEY_COLUMNS if column.class_ is model]
+    rows = db.session.execute(select(*columns).where(*where)).all()
+    return len(rows), [key for row in rows for key in row if key]
+
+
 # Orphans younger than this are left alone by repair: their row may not have committed yet.
 REPAIR_MIN_AGE = timedelta(days=1)
 PREFIX = "org/"
