@@ -16,10 +16,11 @@ class OpenCaseForm(FlaskForm):
     procedure = SelectField(_l("Démarche"), validators=[InputRequired()])
     period = StringField(
         _l("Période"),
-        validators=[Optional(), Length(max=10)],
+        validators=[Optional(), Length(max=20)],
         description=_l(
-            "Ce qui est déclaré : un mois (2026-01), un trimestre (2026-T3), une année (2025) "
-            "ou un jour (2026-11-27). Laissez la valeur proposée si vous ne savez pas."
+            "Ce qui est déclaré : un mois (2026-01), un trimestre (2026-T3), une année (2025), "
+            "un jour (2026-11-27) ou plusieurs mois d'un coup (2026-03..2026-06). Laissez la "
+            "valeur proposée si vous ne savez pas."
         ),
     )
     assigned_user = SelectField(_l("Agent référent"), validators=[Optional()])

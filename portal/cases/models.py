@@ -87,8 +87,9 @@ class Case(TenantMixin, Base):
     client_id: Mapped[int] = mapped_column(index=True)
     procedure_code: Mapped[str] = mapped_column(String(40))
     procedure_version: Mapped[str] = mapped_column(String(20))
-    # What is declared ("2026-01", "2026-T3", "2025", "2026-11-27"), not when.
-    period_label: Mapped[str] = mapped_column(String(10))
+    # What is declared ("2026-01", "2026-T3", "2025", "2026-11-27", a run "2026-03..2026-06"),
+    # not when.
+    period_label: Mapped[str] = mapped_column(String(20))
     period_start_on: Mapped[date]
     period_end_on: Mapped[date]
     # Null when no official date exists yet ("date non publiée") or the procedure has none.

@@ -1,8 +1,11 @@
-"""Periods a case covers: a month, a quarter, a year or a single day.
+"""Periods a case covers: a month, a quarter, a year, a single day, or a run of months or
+quarters declared at once.
 
 A period is identified by its label (`2026-01`, `2026-T3`, `2025`, `2026-11-27`), which is what
 cases store and what staff type; `parse_period` is the only way in from text so every stored
-label is canonical.
+label is canonical. A run (an URSSAF first declaration covers the start month and the three
+following) is written first..last: `2026-03..2026-06`, `2026-T1..2026-T2`; its kind is that of
+its parts, so the rules that accept a month accept a run of months.
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ _QUARTERS = (
     _l("3e trimestre %(year)s"),
     _l("4e trimestre %(year)s"),
 )
+_QUARTER_ORDINALS = (_l("1er"), _l("2e"), _l("3e"), _l("4e"))
+
+SPAN = ".."
+# Kinds a run may be made of, and the most parts a run may have (a year of them).
+SPAN_KINDS: Mapping[str, int] = {"month": 12, "quarter": 4}
 
 _YEAR = re.compile(r"(\d{4})")
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
@@ -128,13 +136,46 @@ class Period:
         """Quarter number 1..4 of the period's first day (meaningful for months and quarters)."""
         return (self.start.month - 1) // 3 + 1
 
+    @classmethod
+    def spanning(cls, kind: PeriodKind, day: date, count: int) -> Period:
+        """`count` periods of `kind` from the one containing `day`, as one period (a run).
+
+        One period gives that period itself, so `spanning(k, d, 1) == containing(k, d)`.
+        """
+        if kind not in SPAN_KINDS or not 1 <= count <= SPAN_KINDS[kind]:
+            raise ValueError(f"cannot span {count} periods of kind {kind!r}")
+        first = last = cls.containing(kind, day)
+        for _step in range(count - 1):
+            last = last.next()
+        return cls._run(first, last)
+
+    @classmethod
+    def _run(cls, first: Period, last: Period) -> Period:
+        if first == last:
+            return first
+        return cls(f"{first.label}{SPAN}{last.label}", first.kind, first.start, last.end)
+
+    @property
+    def parts(self) -> tuple[Period, ...]:
+        """The single periods a run is made of (just itself for a single period)."""
+        if SPAN not in self.label:
+            return (self,)
+        parts = [Period.containing(self.kind, self.start)]
+        while parts[-1].end < self.end:
+            parts.append(parts[-1].next())
+        return tuple(parts)
+
+    @property
+    def is_run(self) -> bool:
+        return SPAN in self.label
+
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Period):
             return NotImplemented
         return (self.start, self.end, self.label) < (other.start, other.end, other.label)
 
     def next(self) -> Period:
-        """The period of the same kind that follows this one."""
+        """The single period of the same kind that follows this one (after a run: its end)."""
         return Period.containing(self.kind, self.end + timedelta(days=1))
 
     def previous(self) -> Period:
@@ -145,7 +186,10 @@ class Period:
         return self.start <= day <= self.end
 
     def display(self) -> str:
-        """Human label in the current locale: « janvier 2026 », « 3e trimestre 2026 »."""
+        """Human label in the current locale: « janvier 2026 », « 3e trimestre 2026 »,
+        « mars à juin 2026 », « 1er au 2e trimestre 2026 »."""
+        if self.is_run:
+            return self._display_run()
         if self.kind == "month":
             return f"{_MONTHS[self.start.month - 1]} {self.year}"
         if self.kind == "quarter":
@@ -154,6 +198,26 @@ class Period:
             return str(self.year)
         return self.start.strftime("%d/%m/%Y")
 
+    def _display_run(self) -> str:
+        first, last = self.parts[0], self.parts[-1]
+        if first.year != last.year:
+            if self.kind == "month":
+                return _("%(first)s à %(last)s", first=first.display(), last=last.display())
+            return _("%(first)s au %(last)s", first=first.display(), last=last.display())
+        if self.kind == "month":
+            return _(
+                "%(first)s à %(last)s %(year)s",
+                first=_MONTHS[first.start.month - 1],
+                last=_MONTHS[last.start.month - 1],
+                year=self.year,
+            )
+        return _(
+            "%(first)s au %(last)s trimestre %(year)s",
+            first=_QUARTER_ORDINALS[first.quarter - 1],
+            last=_QUARTER_ORDINALS[last.quarter - 1],
+            year=self.year,
+        )
+
     def __str__(self) -> str:
         return self.label
 
@@ -161,6 +225,39 @@ class Period:
 def parse_period(label: str) -> Period:
     """Read a period label; raise PeriodError with a French message saying what is wrong."""
     text = label.strip().upper()
+    if SPAN in text:
+        return _parse_run(label, text)
+    return _parse_single(label, text)
+
+
+def _parse_run(label: str, text: str) -> Period:
+    head, _sep, tail = (part.strip() for part in text.partition(SPAN))
+    same_shape = any(
+        pattern.fullmatch(head) and pattern.fullmatch(tail) for pattern in (_MONTH, _QUARTER)
+    )
+    if not same_shape:
+        raise PeriodError(
+            _(
+                "Période « %(label)s » invalide : plusieurs mois s'écrivent du premier au "
+                "dernier, 2026-03..2026-06 (ou 2026-T1..2026-T2 pour des trimestres).",
+                label=label,
+            )
+        )
+    first, last = _parse_single(label, head), _parse_single(label, tail)
+    if last <= first:
+        raise PeriodError(
+            _(
+                "Période « %(label)s » invalide : la fin doit venir après le début.",
+                label=label,
+            )
+        )
+    run = Period._run(first, last)
+    if len(run.parts) > SPAN_KINDS[first.kind]:
+        raise PeriodError(_("Période « %(label)s » invalide : elle dépasse un an.", label=label))
+    return run
+
+
+def _parse_single(label: str, text: str) -> Period:
     if match := _DAY.fullmatch(text):
         year, month, day = (int(part) for part in match.groups())
         _check_year(label, year)
@@ -203,6 +300,14 @@ def parse_period(label: str) -> Period:
             label=label,
         )
     )
+
+
+def period_words(label: str) -> str:
+    """The label in words (« mars à juin 2026 »), or the label itself if it cannot be read."""
+    try:
+        return parse_period(label).display()
+    except PeriodError:
+        return label
 
 
 def kinds_for(procedure: Procedure, situation: Mapping[str, Any] | None = None) -> frozenset[str]:

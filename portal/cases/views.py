@@ -47,7 +47,7 @@ from portal.cases.operations import (
     set_value,
     specs_of,
 )
-from portal.cases.periods import PeriodError, french_today, parse_period
+from portal.cases.periods import french_today, parse_period, period_words
 from portal.cases.queries import (
     COLUMNS,
     DashboardFilter,
@@ -74,13 +74,8 @@ from portal.tenancy import bind_org, get_or_404, scoped
 bp = Blueprint("cases", __name__, template_folder="templates")
 
 
-@bp.app_template_filter("period_words")
-def period_words(label: str) -> str:
-    """« novembre 2026 » for "2026-11", in any template (the client's page too)."""
-    try:
-        return parse_period(label).display()
-    except PeriodError:
-        return label
+# « novembre 2026 » for "2026-11", « mars à juin 2026 » for a run, in any template.
+bp.add_app_template_filter(period_words, "period_words")
 
 
 def today() -> date:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from portal.accounts.models import Organisation
 from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
 from portal.cases.operations import procedure_of, specs_of
-from portal.cases.periods import PeriodError, parse_period
+from portal.cases.periods import period_words
 from portal.checklists.catalog import Procedure, ValueSpec
 from portal.checklists.values import display_value
 from portal.db import db
@@ -233,13 +233,6 @@ def _pack_document(document: Document) -> PackDocument:
     )
 
 
-def _period_words(label: str) -> str:
-    try:
-        return parse_period(label).display()
-    except PeriodError:
-        return label
-
-
 def watermark_on(org: Organisation) -> bool:
     return bool((org.settings or {}).get(WATERMARK_SETTING))
 
@@ -290,7 +283,7 @@ def gather(case: Case, *, today: date, missing: list[str] | None = None) -> Pack
         platform=procedure.platform,
         portal_url=procedure.portal_url,
         period_label=case.period_label,
-        period_words=_period_words(case.period_label),
+        period_words=period_words(case.period_label),
         due_on=case.due_on if case.due_status == "known" else None,
         due_status=case.due_status,
         due_to_confirm=case.due_tag in ("S1", "U"),
