@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import calendar
 import functools
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import holidays
 from flask_babel import gettext as _
 
-from portal.cases.periods import Period, PeriodKind, kinds_for
+from portal.cases.periods import Period, PeriodKind, kinds_for, period_words
 from portal.checklists.catalog import TO_CONFIRM_TAGS
 from portal.clients.places import departement_from_postcode
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from portal.checklists.catalog import DeadlineRule, Procedure
 
 METROPOLE = "metropole"
+ALSACE_MOSELLE = "alsace-moselle"
 
 # Period kinds each rule can compute a date for.
 RULE_KINDS: Mapping[str, frozenset[str]] = {
@@ -41,9 +42,34 @@ RULE_KINDS: Mapping[str, frozenset[str]] = {
     "none": frozenset({"month", "quarter", "year", "day"}),
 }
 
-# Département -> `holidays.France` subdivision with extra public holidays.
-_ALSACE_MOSELLE = {"57": "57", "67": "6AE", "68": "6AE"}
-_OVERSEAS = {"971": "971", "972": "972", "973": "973", "974": "974", "975": "PM", "976": "976"}
+# Public holidays beyond the national list (code du travail L3133-1), by zone [V]:
+# - Alsace-Moselle (57, 67, 68): Vendredi saint and 26 December, code du travail L3134-13
+#   (`holidays.France` subdivision "57" holds exactly these two);
+# - overseas départements: the day commemorating the abolition of slavery, loi n° 83-550 du
+#   30 juin 1983 and décret n° 83-1003 du 23 novembre 1983 (as amended by décret n° 2012-553).
+# The library's other overseas days (Mi-Carême and Vendredi saint in Guadeloupe, 21 July in
+# Guadeloupe and Martinique) are left out: no text found makes them public holidays, and a
+# holiday counted wrongly would give a due date later than the administration's [U].
+# Saint-Barthélemy (9 October) and Saint-Martin (28 May) share Guadeloupe's postcodes (971xx):
+# they get Guadeloupe's day, a known approximation.
+_ZONE_OF_DEPARTEMENT: Mapping[str, str] = {
+    "57": ALSACE_MOSELLE,
+    "67": ALSACE_MOSELLE,
+    "68": ALSACE_MOSELLE,
+    "971": "971",
+    "972": "972",
+    "973": "973",
+    "974": "974",
+    "976": "976",
+}
+_ABOLITION_DAY: Mapping[str, tuple[int, int]] = {
+    "971": (5, 27),  # Guadeloupe
+    "972": (5, 22),  # Martinique
+    "973": (6, 10),  # Guyane
+    "974": (12, 20),  # La Réunion
+    "976": (4, 27),  # Mayotte
+}
+HOLIDAY_ZONES = (METROPOLE, ALSACE_MOSELLE, *_ABOLITION_DAY)
 
 # How far back periods_due looks for a period still open today: a year and a bit covers the
 # longest gap between a period's end and its due date (income year -> June of the next year).
@@ -103,20 +129,23 @@ def add_months(day: date, months: int) -> date:
 
 
 def _check_zone(zone: str) -> None:
-    if zone != METROPOLE and zone not in holidays.France.subdivisions:
+    if zone not in HOLIDAY_ZONES:
         raise ValueError(f"unknown holiday zone {zone!r}")
 
 
 @functools.lru_cache(maxsize=256)
 def _holidays(zone: str, year: int) -> Mapping[date, str]:
     _check_zone(zone)
-    subdiv = None if zone == METROPOLE else zone
-    found = holidays.France(subdiv=subdiv, years=year, language="fr")
-    return dict(found.items())
+    subdiv = "57" if zone == ALSACE_MOSELLE else None
+    found = dict(holidays.France(subdiv=subdiv, years=year, language="fr").items())
+    if zone in _ABOLITION_DAY:
+        month, day = _ABOLITION_DAY[zone]
+        found[date(year, month, day)] = "Abolition de l'esclavage"
+    return found
 
 
 def public_holidays(zone: str, year: int) -> Mapping[date, str]:
-    """Public holidays of `zone` ("metropole" or a holidays.France subdivision) in `year`."""
+    """Public holidays of `zone` (one of HOLIDAY_ZONES, see holiday_zone_for) in `year`."""
     return dict(_holidays(zone, year))
 
 
@@ -148,19 +177,15 @@ def next_business_day(day: date, zone: str = METROPOLE) -> date:
 def holiday_zone_for(rule_zone: str, departement: str | None) -> str:
     """Resolve a rule's holiday_zone ("metropole" | "departement") for a client's département.
 
-    "departement" gives Alsace-Moselle holidays (Good Friday, 26 December) to 57/67/68 and the
-    overseas holidays to 971-976; anything else, or an unknown département, is metropole.
+    "departement" gives Alsace-Moselle holidays (Vendredi saint, 26 December) to 57/67/68 and
+    each overseas département its abolition day; anything else, or an unknown département,
+    is metropole.
     """
     if rule_zone == METROPOLE:
         return METROPOLE
     if rule_zone != "departement":
         raise ValueError(f"unknown holiday_zone {rule_zone!r}")
-    if departement is None:
-        return METROPOLE
-    zone = _ALSACE_MOSELLE.get(departement) or _OVERSEAS.get(departement)
-    if zone is not None and zone in holidays.France.subdivisions:
-        return zone
-    return METROPOLE
+    return _ZONE_OF_DEPARTEMENT.get(departement or "", METROPOLE)
 
 
 # --- départements and tax zones --------------------------------------------------------------
@@ -191,6 +216,73 @@ def impots_zone(departement: str) -> int:
             departement=departement,
         )
     )
+
+
+# --- a new business's first declaration ------------------------------------------------------
+
+
+def first_declaration(
+    procedure: Procedure, situation: Mapping[str, Any], kind: str
+) -> Period | None:
+    """The run of periods of `kind` a new business's first declaration covers (URSSAF: the
+    start month and the 3 following, or the start quarter and the next), from the catalog's
+    `first_declaration` block; None without such a block, a start date or a span for `kind`."""
+    rule = procedure.first_declaration
+    started = _as_date(situation.get("activity_started_on"))
+    if rule is None or started is None or kind not in rule.covers:
+        return None
+    return Period.spanning(kind, started, rule.covers[kind])  # type: ignore[arg-type]
+
+
+def _first_declaration_opens(
+    procedure: Procedure, period: Period, situation: Mapping[str, Any]
+) -> date | None:
+    """Refuse a period the client does not owe because of the first-declaration rule; for the
+    first declaration itself, the first day it can be filed (after the run and 90 days)."""
+    rule = procedure.first_declaration
+    first = first_declaration(procedure, situation, period.kind)
+    if first is None:
+        if period.is_run:
+            needs_start = rule is not None and period.kind in rule.covers
+            raise DeadlineError(
+                _(
+                    "Indiquez la date de début de l'activité : une période de plusieurs mois "
+                    "(« %(label)s ») n'est due que pour la première déclaration.",
+                    label=period.label,
+                )
+                if needs_start
+                else _(
+                    "La période « %(label)s » couvre plusieurs périodes : cette démarche se "
+                    "déclare une période à la fois.",
+                    label=period.label,
+                )
+            )
+        return None
+    assert rule is not None
+    started = _as_date(situation.get("activity_started_on"))
+    assert started is not None
+    if period == first:
+        return max(first.end + timedelta(days=1), started + timedelta(days=rule.not_before_days))
+    if period.end < first.start:
+        raise DeadlineError(
+            _(
+                "La période « %(label)s » précède le début de l'activité (%(start)s) : rien "
+                "n'est à déclarer.",
+                label=period.label,
+                start=started.strftime("%d/%m/%Y"),
+            )
+        )
+    if period.start <= first.end or period.is_run:
+        raise DeadlineError(
+            _(
+                "La première déclaration regroupe %(words)s : ouvrez le dossier de la période "
+                "« %(first)s » plutôt que « %(label)s ».",
+                words=period_words(first.label),
+                first=first.label,
+                label=period.label,
+            )
+        )
+    return None
 
 
 # --- due dates -------------------------------------------------------------------------------
@@ -286,6 +378,16 @@ def due_date(procedure: Procedure, period: Period, situation: Mapping[str, Any])
     rule = procedure.deadline
     if period.kind not in kinds_for(procedure) or period.kind not in RULE_KINDS.get(rule.rule, ()):
         raise _kind_error(procedure, period)
+    opens_on = _first_declaration_opens(procedure, period, situation)
+    found = _due_date(procedure, period, situation)
+    if opens_on is not None and procedure.first_declaration is not None:
+        # The first declaration: its own opening day and the confidence of its rule.
+        return replace(found, opens_on=opens_on, tag=procedure.first_declaration.tag)
+    return found
+
+
+def _due_date(procedure: Procedure, period: Period, situation: Mapping[str, Any]) -> Deadline:
+    rule = procedure.deadline
     zone = holiday_zone_for(rule.holiday_zone, situation.get("departement"))
     params = rule.params
     name = rule.rule
@@ -349,7 +451,7 @@ def _recurring_kind(procedure: Procedure, situation: Mapping[str, Any]) -> Perio
     raise ValueError(f"no recurring periods for recurrence {recurrence!r}")
 
 
-def _in_cycle(procedure: Procedure, situation: Mapping[str, Any], period: Period) -> bool:
+def _owes(procedure: Procedure, situation: Mapping[str, Any], period: Period) -> bool:
     """Whether the client owes this period at all (CAF cycle months, activity started)."""
     if procedure.recurrence == "caf_cycle":
         cycle = situation.get("caf_dtr_cycle")
@@ -365,6 +467,42 @@ def _in_cycle(procedure: Procedure, situation: Mapping[str, Any], period: Period
         started = _as_date(situation.get("activity_started_on"))
         return started is None or period.end >= started
     return True
+
+
+def owed_periods(
+    procedure: Procedure, situation: Mapping[str, Any], from_day: date
+) -> Iterator[Period]:
+    """Every period the client owes, in order, from the one containing `from_day` (endless).
+
+    The one source of truth for "what comes next": recurring generation and the case opened
+    after a filing both walk it. It skips the months outside his CAF cycle and what precedes
+    his activity, and gives the first declaration's run in place of the periods it covers.
+    """
+    kind = _recurring_kind(procedure, situation)
+    first = first_declaration(procedure, situation, kind)
+    period = Period.containing(kind, from_day)
+    while True:
+        if first is not None and period.start <= first.end:
+            period = first
+        if _owes(procedure, situation, period):
+            yield period
+        period = period.next()
+
+
+def following_period(
+    procedure: Procedure, situation: Mapping[str, Any], period: Period
+) -> Period | None:
+    """The period the client owes after `period` (the next case to open once it is filed).
+
+    None for on-demand procedures and C2S (the next rights' end is not known yet), or when
+    his profile lacks what is needed to say (periodicity, CAF cycle).
+    """
+    if procedure.recurrence in ("on_demand", "c2s_rights"):
+        return None
+    try:
+        return next(owed_periods(procedure, situation, period.end + timedelta(days=1)))
+    except DeadlineError:
+        return None
 
 
 def _c2s_periods(
@@ -394,7 +532,6 @@ def periods_due(
         return []
     if procedure.recurrence == "c2s_rights":
         return _c2s_periods(procedure, situation, today, horizon_days)
-    kind = _recurring_kind(procedure, situation)
     horizon = today + timedelta(days=horizon_days)
 
     def deadline(period: Period) -> Deadline:
@@ -406,27 +543,27 @@ def periods_due(
             return found.due_on >= today
         return period.end < today <= period.next().end
 
-    period = Period.containing(kind, today - _LOOKBACK)
+    periods = owed_periods(procedure, situation, today - _LOOKBACK)
     first: Period | None = None
-    while period.start <= today + _LOOKAHEAD:
-        if _in_cycle(procedure, situation, period) and still_open(period, deadline(period)):
+    for period in periods:
+        if period.start > today + _LOOKAHEAD:
+            break
+        if still_open(period, deadline(period)):
             first = period
             break
-        period = period.next()
     if first is None:
         return []
     due = [first]
-    period = first.next()
-    while period.start <= horizon:
-        if _in_cycle(procedure, situation, period):
-            found = deadline(period)
-            if found.status == "known":
-                assert found.due_on is not None
-                if today <= found.due_on <= horizon:
-                    due.append(period)
-            elif period.end < today:
+    for period in periods:  # the same walk, after the first period due
+        if period.start > horizon:
+            break
+        found = deadline(period)
+        if found.status == "known":
+            assert found.due_on is not None
+            if today <= found.due_on <= horizon:
                 due.append(period)
-        period = period.next()
+        elif period.end < today:
+            due.append(period)
     return due
 
 
@@ -447,11 +584,11 @@ def next_period(procedure: Procedure, situation: Mapping[str, Any], today: date)
         found = periods_due(procedure, situation, today, 0)
         if found:
             return found[0]
-        period = Period.containing(_recurring_kind(procedure, situation), today).previous()
-        for _step in range(12):
-            if _in_cycle(procedure, situation, period):
-                return period
-            period = period.previous()
+        last: Period | None = None
+        for period in owed_periods(procedure, situation, today - _LOOKBACK):
+            if period.end >= today:
+                break
+            last = period
     except DeadlineError:
         return None
-    return None
+    return last

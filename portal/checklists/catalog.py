@@ -37,6 +37,7 @@ __all__ = [
     "CatalogError",
     "DeadlineRule",
     "DocumentSpec",
+    "FirstDeclaration",
     "Penalty",
     "Procedure",
     "Question",
@@ -71,6 +72,8 @@ VALUE_TYPES = ("amount", "integer", "text", "date", "choice", "boolean")
 FILLED_BY = ("client", "staff")
 ROUNDINGS = ("euro", "cent")
 ZONE_COLUMNS = ("zone1", "zone2", "zone3")
+# How many single periods a first declaration may cover at most, by kind (a year of them).
+FIRST_DECLARATION_KINDS: Mapping[str, int] = {"month": 12, "quarter": 4}
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,17 @@ class DeadlineRule(Tagged):
     weekend: str
     holiday_zone: str
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FirstDeclaration(Tagged):
+    """A new business's first declaration covers several periods at once (URSSAF: the start
+    month and the 3 following, or the start quarter and the next), and cannot be filed before
+    `not_before_days` days of activity. `covers` maps a period kind to how many it spans."""
+
+    covers: Mapping[str, int]
+    not_before_days: int
     note: str | None = None
 
 
@@ -219,6 +233,7 @@ class Procedure:
     tables: Mapping[str, Table] = field(default_factory=lambda: MappingProxyType({}))
     upload_limit_mb: int | None = None
     sources: tuple[str, ...] = ()
+    first_declaration: FirstDeclaration | None = None
 
     def applies(self, situation: Mapping[str, Any]) -> bool:
         """Whether the procedure concerns a client in this situation."""
@@ -421,6 +436,7 @@ _PROCEDURE_OPTIONAL = (
     "penalties",
     "tables",
     "upload_limit_mb",
+    "first_declaration",
 )
 
 
@@ -697,6 +713,34 @@ def _read_deadline(r: _Reader, raw: Any, period: str, tables: Mapping[str, Table
     )
 
 
+def _read_first_declaration(r: _Reader, raw: Any, period: str) -> FirstDeclaration | None:
+    if raw is None:
+        return None
+    m = r.mapping(raw, "first_declaration", ("covers", "not_before_days", "tag"), ("note",))
+    kinds = {"month_or_quarter": ("month", "quarter")}.get(period, (period,))
+    covers_raw = r.mapping(m["covers"], "first_declaration.covers", (), kinds)
+    if not covers_raw:
+        raise r.error("first_declaration.covers", f"empty mapping (expected {', '.join(kinds)})")
+    covers: dict[str, int] = {}
+    for kind, count in covers_raw.items():
+        if kind not in FIRST_DECLARATION_KINDS:
+            raise r.error(f"first_declaration.covers.{kind}", "only months or quarters can span")
+        path = f"first_declaration.covers.{kind}"
+        value = r.integer(count, path, minimum=1, maximum=FIRST_DECLARATION_KINDS[kind])
+        assert value is not None
+        covers[kind] = value
+    days = r.integer(
+        m["not_before_days"], "first_declaration.not_before_days", minimum=0, maximum=366
+    )
+    assert days is not None
+    return FirstDeclaration(
+        covers=MappingProxyType(covers),
+        not_before_days=days,
+        note=r.text(m.get("note"), "first_declaration.note", nullable=True),
+        tag=r.tag(m["tag"], "first_declaration.tag"),
+    )
+
+
 def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
     r = _Reader(filename)
     m = r.mapping(raw, "", _PROCEDURE_REQUIRED, _PROCEDURE_OPTIONAL)
@@ -752,6 +796,7 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
             m.get("upload_limit_mb"), "upload_limit_mb", nullable=True, minimum=1
         ),
         sources=sources,
+        first_declaration=_read_first_declaration(r, m.get("first_declaration"), period),
     )
 
 

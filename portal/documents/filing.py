@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from portal import audit, background
+from portal.cases.deadlines import following_period
 from portal.cases.models import Case, CaseStatus, ChecklistItem, ItemKind, ItemStatus
 from portal.cases.operations import (
     CaseError,
@@ -78,13 +79,16 @@ def receipt_item(case: Case) -> ChecklistItem:
 
 
 def _open_next(case: Case, actor: str, today: date) -> Case | None:
-    """The following period's case of a recurring procedure, unless it exists or no longer fits
-    the client (the daily recurrence then opens whatever his situation asks for)."""
+    """The case of the period the client owes next, found as recurring generation finds it
+    (`following_period`: his CAF cycle, the end of a first declaration), unless it exists or
+    no longer fits the client (the daily recurrence then opens what his situation asks for)."""
     procedure = procedure_of(case)
-    if procedure.recurrence == "on_demand":
-        return None
     try:
-        following = parse_period(case.period_label).next()
+        following = following_period(
+            procedure, case.client.situation(today), parse_period(case.period_label)
+        )
+        if following is None:
+            return None
         with db.session.begin_nested():
             return open_case(
                 case.client, case.procedure_code, actor, today=today, period_label=following.label
