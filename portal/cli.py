@@ -156,7 +156,11 @@ def storage_init_command() -> None:
 
 
 def init_app(app: Flask) -> None:
-    from portal.cases.commands import create_cases_command, due_date_command
+    from portal.cases.commands import (
+        create_cases_command,
+        due_date_command,
+        plan_client_command,
+    )
     from portal.daily import run_daily_command
     from portal.documents.commands import check_file_command
     from portal.packs.commands import build_pack_command
@@ -164,6 +168,7 @@ def init_app(app: Flask) -> None:
 
     for command in (
         due_date_command,
+        plan_client_command,
         create_cases_command,
         init_command,
         demo_command,

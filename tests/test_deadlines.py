@@ -25,6 +25,7 @@ from portal.cases.deadlines import (
     next_business_day,
     next_period,
     periods_due,
+    public_holidays,
 )
 from portal.cases.periods import Period, parse_period
 from portal.checklists.catalog import DeadlineRule, Procedure, Table
@@ -523,16 +524,20 @@ def test_alsace_moselle_extra_holidays(day: date) -> None:
 
 
 def test_holiday_zone_resolution() -> None:
-    assert holiday_zone_for("departement", "57") == "57"
-    assert holiday_zone_for("departement", "67") == "6AE"
-    assert holiday_zone_for("departement", "68") == "6AE"
+    for departement in ("57", "67", "68"):
+        assert holiday_zone_for("departement", departement) == "alsace-moselle"
     assert holiday_zone_for("departement", "75") == "metropole"
     assert holiday_zone_for("departement", "2A") == "metropole"
     assert holiday_zone_for("departement", None) == "metropole"
-    assert holiday_zone_for("departement", "974") == "974"
+    for departement in ("971", "972", "973", "974", "976"):
+        assert holiday_zone_for("departement", departement) == departement
+    assert holiday_zone_for("departement", "975") == "metropole"  # no abolition day by law
+    assert holiday_zone_for("departement", "988") == "metropole"
     assert holiday_zone_for("metropole", "57") == "metropole"
     with pytest.raises(ValueError):
         holiday_zone_for("alsace", "57")
+    with pytest.raises(ValueError):
+        is_business_day(date(2026, 1, 5), "6AE")  # the library's names are not zones here
 
 
 def test_metropole_holidays_2026() -> None:
@@ -552,24 +557,49 @@ def test_metropole_holidays_2026() -> None:
         assert holiday not in days
     # 261 weekdays in 2026, nine holidays among them (15/08 and 01/11 fall on a weekend)
     assert len(days) == 261 - 9
-    assert len(business_days("57", [2026])) == 261 - 10  # + Vendredi saint; 26/12 is a Saturday
+    # + Vendredi saint; 26/12 is a Saturday
+    assert len(business_days("alsace-moselle", [2026])) == 261 - 10
 
 
-def test_overseas_holidays() -> None:
-    assert not is_business_day(date(2026, 5, 22), "972")  # Abolition, Martinique
-    assert is_business_day(date(2026, 5, 22), "metropole")
-    reunion = holiday_zone_for("departement", "974")
-    assert not is_business_day(date(2027, 12, 20), reunion)  # Abolition, a Monday in 2027
-    assert is_business_day(date(2027, 12, 20), "metropole")
-    assert not is_business_day(date(2026, 4, 27), holiday_zone_for("departement", "976"))
+@pytest.mark.parametrize(
+    ("departement", "day"),
+    [
+        ("971", date(2026, 5, 27)),  # Guadeloupe
+        ("972", date(2026, 5, 22)),  # Martinique
+        ("973", date(2026, 6, 10)),  # Guyane
+        ("974", date(2027, 12, 20)),  # La Réunion (a Monday in 2027)
+        ("976", date(2026, 4, 27)),  # Mayotte
+    ],
+)
+def test_overseas_abolition_days(departement: str, day: date) -> None:
+    assert day.weekday() < 5
+    assert not is_business_day(day, holiday_zone_for("departement", departement))
+    assert is_business_day(day, "metropole")
+    assert is_business_day(day, "alsace-moselle")
+    # each département has its own day only
+    for other in {"971", "972", "973", "974", "976"} - {departement}:
+        assert is_business_day(day, other), (departement, other)
+
+
+def test_overseas_zones_hold_only_the_days_the_law_names() -> None:
+    """The library's extra days (Mi-Carême, 21 July) would push a due date later than the
+    administration's; only the abolition day is added to the national list."""
+    national = set(public_holidays("metropole", 2026))
+    assert set(public_holidays("971", 2026)) - national == {date(2026, 5, 27)}
+    assert set(public_holidays("972", 2026)) - national == {date(2026, 5, 22)}
+    assert set(public_holidays("alsace-moselle", 2026)) - national == {
+        date(2026, 4, 3),
+        date(2026, 12, 26),
+    }
 
 
 def test_next_business_day() -> None:
     assert next_business_day(date(2026, 11, 27)) == date(2026, 11, 27)
     assert next_business_day(date(2026, 10, 31)) == date(2026, 11, 2)  # sam, dim 01/11
-    assert next_business_day(date(2026, 4, 3), "57") == date(2026, 4, 7)  # ven. saint, lun. Pâques
+    # ven. saint, lun. Pâques
+    assert next_business_day(date(2026, 4, 3), "alsace-moselle") == date(2026, 4, 7)
     assert next_business_day(date(2026, 4, 3), "metropole") == date(2026, 4, 3)
-    assert next_business_day(date(2025, 12, 25), "6AE") == date(2025, 12, 29)
+    assert next_business_day(date(2025, 12, 25), "alsace-moselle") == date(2025, 12, 29)
     assert next_business_day(date(2025, 12, 25), "metropole") == date(2025, 12, 26)
 
 

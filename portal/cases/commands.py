@@ -1,7 +1,8 @@
-"""`flask due-date`: the due date of a procedure for a period, from the command line.
+"""`flask due-date` and `flask plan-client`: what the rules say, from the command line.
 
-Operators and the catalog authors use it to check a rule against an official calendar without
-creating a client. Exit codes let scripts tell the outcomes apart.
+Operators and the catalog authors use them to check a rule against an official calendar, or a
+profile against what recurring generation would open, without creating a client. Exit codes
+let scripts tell the outcomes apart.
 """
 
 from __future__ import annotations
@@ -12,13 +13,29 @@ from typing import Any, NoReturn
 import click
 from flask.cli import with_appcontext
 
-from portal.cases.deadlines import DeadlineError, departement_from_postcode, due_date
-from portal.cases.periods import PeriodError, french_today, parse_period
+from portal.cases.deadlines import (
+    Deadline,
+    DeadlineError,
+    departement_from_postcode,
+    due_date,
+)
+from portal.cases.periods import (
+    Period,
+    PeriodError,
+    french_today,
+    parse_period,
+    period_kind_allowed,
+)
 
 EXIT_OK = 0
 EXIT_ERROR = 2
 EXIT_UNKNOWN = 3
 EXIT_NONE = 4
+
+KINDS = ("person", "micro_entrepreneur")
+ACTIVITIES = ("vente", "services_bic", "bnc", "bnc_cipav")
+PERIODICITIES = ("monthly", "quarterly")
+MAX_HORIZON_DAYS = 3660
 
 
 def _fail(message: str) -> NoReturn:
@@ -26,15 +43,57 @@ def _fail(message: str) -> NoReturn:
     raise click.exceptions.Exit(EXIT_ERROR)
 
 
+def _date(raw: str | None, what: str) -> date | None:
+    """An option's AAAA-MM-JJ date, or a French error naming the option."""
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        _fail(f"{what} « {raw} » invalide : écrivez AAAA-MM-JJ.")
+
+
+def _choice(raw: str | None, option: str, allowed: tuple[str, ...]) -> str | None:
+    if raw is not None and raw not in allowed:
+        _fail(f"Valeur « {raw} » invalide pour {option} : choisissez {' ou '.join(allowed)}.")
+    return raw
+
+
+def _departement(postcode: str | None) -> str | None:
+    if postcode is None:
+        return None
+    try:
+        return departement_from_postcode(postcode)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _periodicity_options(func: Any) -> Any:
+    """--activity-start and --periodicity, shared by due-date and plan-client."""
+    func = click.option(
+        "--periodicity", help="Déclarations URSSAF : monthly (mensuelles) ou quarterly."
+    )(func)
+    return click.option("--activity-start", help="Début de l'activité, AAAA-MM-JJ.")(func)
+
+
 @click.command("due-date")
 @click.argument("procedure_code", metavar="PROCEDURE")
 @click.argument("period_label", metavar="PERIOD")
 @click.option("--postcode", help="Code postal du domicile principal (calendrier des impôts).")
 @click.option("--rights-end", help="Fin des droits C2S, AAAA-MM-JJ.")
+@_periodicity_options
+@click.option("--paper-filer", is_flag=True, help="Déclare ses revenus sur papier.")
 def due_date_command(
-    procedure_code: str, period_label: str, postcode: str | None, rights_end: str | None
+    procedure_code: str,
+    period_label: str,
+    postcode: str | None,
+    rights_end: str | None,
+    activity_start: str | None,
+    periodicity: str | None,
+    paper_filer: bool,
 ) -> None:
-    """Print the due date (YYYY-MM-DD) of PROCEDURE for PERIOD (2026-01, 2026-T3, 2025...).
+    """Print the due date (YYYY-MM-DD) of PROCEDURE for PERIOD (2026-01, 2026-T3, 2025,
+    2026-03..2026-06 for a first declaration...).
 
     Exit 0 with the date; 3 and `unknown` when no official date is published yet; 4 and `none`
     when the procedure has no deadline; 2 with a message on stderr on bad input.
@@ -46,16 +105,20 @@ def due_date_command(
     except KeyError:
         known = ", ".join(sorted(p.code for p in catalog()))
         _fail(f"Démarche « {procedure_code} » inconnue (démarches : {known}).")
-    situation: dict[str, Any] = {"departement": None, "c2s_rights_end_on": None}
+    situation: dict[str, Any] = {
+        "departement": _departement(postcode),
+        "c2s_rights_end_on": _date(rights_end, "Date de fin des droits"),
+        "activity_started_on": _date(activity_start, "Date de début d'activité"),
+        "periodicity": _choice(periodicity, "--periodicity", PERIODICITIES),
+        "paper_filer": paper_filer,
+    }
     try:
         period = parse_period(period_label)
-        if postcode is not None:
-            situation["departement"] = departement_from_postcode(postcode)
-        if rights_end is not None:
-            try:
-                situation["c2s_rights_end_on"] = date.fromisoformat(rights_end)
-            except ValueError:
-                _fail(f"Date de fin des droits « {rights_end} » invalide : écrivez AAAA-MM-JJ.")
+        if not period_kind_allowed(procedure, period.kind, situation):
+            _fail(
+                f"La période « {period.label} » ne convient pas à des déclarations "
+                f"{'mensuelles' if periodicity == 'monthly' else 'trimestrielles'}."
+            )
         deadline = due_date(procedure, period, situation)
     except (PeriodError, DeadlineError, ValueError) as exc:
         _fail(str(exc))
@@ -67,6 +130,125 @@ def due_date_command(
         raise click.exceptions.Exit(EXIT_NONE)
     assert deadline.due_on is not None
     click.echo(deadline.due_on.isoformat())
+
+
+def profile_situation(
+    *,
+    kind: str,
+    activities: tuple[str, ...] = (),
+    periodicity: str | None = None,
+    activity_started_on: date | None = None,
+    departement: str | None = None,
+    paper_filer: bool = False,
+    caf_dtr_cycle: int | None = None,
+    receives_rsa: bool = False,
+    receives_prime_activite: bool = False,
+    jobseeker: bool = False,
+    c2s_rights_end_on: date | None = None,
+) -> dict[str, Any]:
+    """A client's situation (the vocabulary of Client.situation) from a profile typed on the
+    command line, for an adult living alone without versement libératoire."""
+    return {
+        "kind": kind,
+        "activity": activities[0] if activities else None,
+        "activities": activities,
+        "periodicity": periodicity,
+        "versement_liberatoire": False,
+        "household_size": 1,
+        "departement": departement,
+        "caf_dtr_cycle": caf_dtr_cycle,
+        "receives_rsa": receives_rsa,
+        "receives_prime_activite": receives_prime_activite,
+        "c2s_rights_end_on": c2s_rights_end_on,
+        "jobseeker": jobseeker,
+        "activity_started_on": activity_started_on,
+        "is_minor": False,
+        "paper_filer": paper_filer,
+    }
+
+
+@click.command("plan-client")
+@click.option("--kind", help="person ou micro_entrepreneur.")
+@click.option(
+    "--activity", "activities", multiple=True, help="vente, services_bic, bnc, bnc_cipav."
+)
+@_periodicity_options
+@click.option("--postcode", help="Code postal du domicile principal.")
+@click.option("--paper-filer", is_flag=True, help="Déclare ses revenus sur papier.")
+@click.option("--caf-dtr-cycle", help="Mois de la déclaration trimestrielle CAF : 1, 2 ou 3.")
+@click.option("--rsa", is_flag=True, help="Touche le RSA.")
+@click.option("--prime-activite", is_flag=True, help="Touche la prime d'activité.")
+@click.option("--jobseeker", is_flag=True, help="Inscrit à France Travail.")
+@click.option("--rights-end", help="Fin des droits C2S, AAAA-MM-JJ.")
+@click.option("--today", "today_", help="Date du jour, AAAA-MM-JJ (par défaut : aujourd'hui).")
+@click.option("--horizon", default="45", show_default=True, help="Jours d'avance.")
+def plan_client_command(
+    kind: str | None,
+    activities: tuple[str, ...],
+    activity_start: str | None,
+    periodicity: str | None,
+    postcode: str | None,
+    paper_filer: bool,
+    caf_dtr_cycle: str | None,
+    rsa: bool,
+    prime_activite: bool,
+    jobseeker: bool,
+    rights_end: str | None,
+    today_: str | None,
+    horizon: str,
+) -> None:
+    """Print the cases recurring generation would open for a client profile, without writing
+    anything: `<procedure> <period> <due YYYY-MM-DD | unknown | none>`, by due date.
+
+    What the profile lacks for a procedure (periodicity, CAF months, postcode) is said on
+    stderr; the exit code is 0, or 2 with a French message when an option's value is wrong.
+    """
+    for activity in activities:
+        _choice(activity, "--activity", ACTIVITIES)
+    business = bool(activities or periodicity or activity_start)
+    kind = _choice(kind, "--kind", KINDS) or ("micro_entrepreneur" if business else "person")
+    if kind == "person" and business:
+        _fail(
+            "--activity, --periodicity et --activity-start ne concernent que "
+            "--kind micro_entrepreneur."
+        )
+    cycle = _choice(caf_dtr_cycle, "--caf-dtr-cycle", ("1", "2", "3"))
+    if not horizon.isdigit() or int(horizon) > MAX_HORIZON_DAYS:
+        _fail(f"Horizon « {horizon} » invalide : un nombre de jours entre 0 et {MAX_HORIZON_DAYS}.")
+    day = _date(today_, "Date du jour") or french_today()
+    situation = profile_situation(
+        kind=kind,
+        activities=tuple(dict.fromkeys(activities)),
+        periodicity=_choice(periodicity, "--periodicity", PERIODICITIES),
+        activity_started_on=_date(activity_start, "Date de début d'activité"),
+        departement=_departement(postcode),
+        paper_filer=paper_filer,
+        caf_dtr_cycle=int(cycle) if cycle else None,
+        receives_rsa=rsa,
+        receives_prime_activite=prime_activite,
+        jobseeker=jobseeker,
+        c2s_rights_end_on=_date(rights_end, "Date de fin des droits"),
+    )
+    lines, missing = plan(situation, day, int(horizon))
+    for code, reason in missing:
+        click.echo(f"{code} : {reason}", err=True)
+    for code, period, deadline in lines:
+        due = deadline.due_on.isoformat() if deadline.due_on else deadline.status
+        click.echo(f"{code} {period.label} {due}")
+
+
+def plan(
+    situation: dict[str, Any], today: date, horizon_days: int
+) -> tuple[list[tuple[str, Period, Deadline]], list[tuple[str, str]]]:
+    """The (procedure, period, deadline) triples recurring generation would open for this
+    situation, by due date (unknown, then none, last), and what it would skip and why."""
+    from portal.cases.recurrence import coming_periods
+
+    planned, lacking = coming_periods(situation, today, horizon_days)
+    lines = [(p.code, period, due_date(p, period, situation)) for p, period in planned]
+    order = {"known": 0, "unknown": 1, "none": 2}
+    lines.sort(key=lambda line: (order[line[2].status], line[2].due_on or today, line[1], line[0]))
+    return lines, [(p.code, reason) for p, reason in lacking]
 
 
 @click.command("create-cases")

@@ -7,8 +7,10 @@ constraint refuses a duplicate that a concurrent run would try to add.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +20,7 @@ from portal.accounts.models import Organisation
 from portal.cases.deadlines import DeadlineError, due_date, periods_due
 from portal.cases.models import ACTIVE_STATUSES, Case
 from portal.cases.operations import CaseError, open_case
-from portal.cases.periods import PeriodError, parse_period
+from portal.cases.periods import Period, PeriodError, parse_period
 from portal.checklists.catalog import Procedure, catalog
 from portal.clients.models import Client
 from portal.db import db
@@ -58,6 +60,29 @@ def create_coming_cases(
     return report
 
 
+def coming_periods(
+    situation: Mapping[str, Any],
+    today: date,
+    horizon_days: int,
+    procedures: Iterable[Procedure] | None = None,
+) -> tuple[list[tuple[Procedure, Period]], list[tuple[Procedure, str]]]:
+    """The periods whose cases a client in `situation` should have on `today` (what recurring
+    generation opens, and what `plan-client` prints), and the procedures his profile lacks a
+    fact for (periodicity, CAF months...) with the French reason."""
+    planned: list[tuple[Procedure, Period]] = []
+    lacking: list[tuple[Procedure, str]] = []
+    for procedure in procedures if procedures is not None else catalog():
+        if not procedure.auto_create or not procedure.applies(situation):
+            continue
+        try:
+            periods = periods_due(procedure, situation, today, horizon_days)
+        except DeadlineError as exc:
+            lacking.append((procedure, str(exc)))
+            continue
+        planned.extend((procedure, period) for period in periods)
+    return planned, lacking
+
+
 def _for_org(
     org_id: int,
     today: date,
@@ -77,39 +102,32 @@ def _for_org(
         )
     )
     for client in clients:
-        situation = client.situation(today)
-        for procedure in procedures:
-            if not procedure.applies(situation):
+        planned, lacking = coming_periods(client.situation(today), today, horizon_days, procedures)
+        for procedure, reason in lacking:
+            report.skipped.append((client.id, procedure.code, "", reason[:200]))
+        for procedure, period in planned:
+            key = (client.id, procedure.code, period.label)
+            if key in existing:
+                continue
+            if dry_run:
+                report.created.append(key)
                 continue
             try:
-                periods = periods_due(procedure, situation, today, horizon_days)
-            except DeadlineError as exc:
-                # The profile lacks a needed fact (periodicity, CAF months...): say so.
-                report.skipped.append((client.id, procedure.code, "", str(exc)[:200]))
+                with db.session.begin_nested():
+                    open_case(
+                        client,
+                        procedure.code,
+                        ACTOR,
+                        today=today,
+                        period_label=period.label,
+                        known_new=True,
+                    )
+            except (CaseError, IntegrityError) as exc:
+                # Another run got there first, or the profile lacks a needed fact.
+                report.skipped.append((*key, str(exc)[:200]))
                 continue
-            for period in periods:
-                key = (client.id, procedure.code, period.label)
-                if key in existing:
-                    continue
-                if dry_run:
-                    report.created.append(key)
-                    continue
-                try:
-                    with db.session.begin_nested():
-                        open_case(
-                            client,
-                            procedure.code,
-                            ACTOR,
-                            today=today,
-                            period_label=period.label,
-                            known_new=True,
-                        )
-                except (CaseError, IntegrityError) as exc:
-                    # Another run got there first, or the profile lacks a needed fact.
-                    report.skipped.append((*key, str(exc)[:200]))
-                    continue
-                existing.add(key)
-                report.created.append(key)
+            existing.add(key)
+            report.created.append(key)
 
 
 def refresh_unknown_due_dates(org_ids: list[int] | None = None) -> list[tuple[int, date]]:
