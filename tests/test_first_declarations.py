@@ -1,0 +1,373 @@
+"""A new micro-entrepreneur's first URSSAF declaration, and "what comes next" after a filing.
+
+Time travel over 2026-2027 with the packaged catalog: for every start month, monthly and
+quarterly, the first case is one run of periods due at the right date, nothing is due before
+it (no phantom March case due 30 April), and the periods after it follow without a gap.
+Then the same through the database: recurring generation, the case opened by hand, filing,
+reminders and the dashboard. Before this rule, a start on 6 March opened a March case due
+30 April and three more phantom monthly cases.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import date, timedelta
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from portal.cases.deadlines import (
+    DeadlineError,
+    due_date,
+    first_declaration,
+    following_period,
+    next_business_day,
+    next_period,
+    owed_periods,
+    periods_due,
+)
+from portal.cases.models import Case, CaseStatus
+from portal.cases.operations import CaseError, default_period, open_case
+from portal.cases.periods import Period, parse_period
+from portal.cases.queries import DashboardFilter, dashboard_counts
+from portal.cases.recurrence import create_coming_cases
+from portal.checklists.catalog import Procedure, catalog
+from portal.clients.models import Periodicity
+from portal.db import db
+from portal.documents.filing import record_filing
+from portal.documents.models import Source
+from portal.reminders.models import ReminderKind
+from portal.reminders.planning import plan
+from portal.tenancy import bind_org
+from tests import factories
+
+
+def urssaf() -> Procedure:
+    return catalog().get("urssaf-ca")
+
+
+def caf_dtr() -> Procedure:
+    return catalog().get("caf-dtr")
+
+
+def _month_end(year: int, month: int) -> date:
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def _add_months(year: int, month: int, months: int) -> tuple[int, int]:
+    index = year * 12 + month - 1 + months
+    return index // 12, index % 12 + 1
+
+
+START_MONTHS = [(year, month) for year in (2026, 2027) for month in range(1, 13)]
+
+
+def _start_day(year: int, month: int) -> date:
+    """A different day of the month for each start, the last day included."""
+    last = calendar.monthrange(year, month)[1]
+    return date(year, month, min(1 + (month * 7 + year) % 31, last))
+
+
+def situation(periodicity: str, started: date, departement: str = "75") -> dict[str, Any]:
+    return {
+        "kind": "micro_entrepreneur",
+        "periodicity": periodicity,
+        "activity_started_on": started,
+        "departement": departement,
+    }
+
+
+# --- the issue's examples ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("periodicity", "started", "label", "due"),
+    [
+        ("monthly", date(2026, 3, 6), "2026-03..2026-06", date(2026, 7, 31)),
+        ("monthly", date(2026, 1, 20), "2026-01..2026-04", date(2026, 6, 1)),  # 31/05 a Sunday
+        ("monthly", date(2027, 1, 4), "2027-01..2027-04", date(2027, 5, 31)),
+        ("monthly", date(2026, 11, 30), "2026-11..2027-02", date(2027, 3, 31)),
+        ("quarterly", date(2026, 1, 10), "2026-T1..2026-T2", date(2026, 7, 31)),
+        ("quarterly", date(2026, 7, 15), "2026-T3..2026-T4", date(2027, 2, 1)),  # 31/01 Sunday
+        ("quarterly", date(2026, 12, 31), "2026-T4..2027-T1", date(2027, 4, 30)),
+    ],
+)
+def test_first_declaration_of_the_issue(
+    periodicity: str, started: date, label: str, due: date
+) -> None:
+    profile = situation(periodicity, started)
+    kind = "month" if periodicity == "monthly" else "quarter"
+    first = first_declaration(urssaf(), profile, kind)
+    assert first is not None and first.label == label
+    found = due_date(urssaf(), first, profile)
+    assert found.due_on == due
+    # Not before 90 days of activity, nor before the run has ended.
+    assert found.opens_on is not None
+    assert found.opens_on == max(first.end + timedelta(days=1), started + timedelta(days=90))
+    assert next_period(urssaf(), profile, started) == first
+    assert periods_due(urssaf(), profile, started, 45) == [first]
+
+
+def test_periods_the_first_declaration_covers_are_refused() -> None:
+    profile = situation("monthly", date(2026, 3, 6))
+    with pytest.raises(DeadlineError, match="regroupe mars à juin 2026"):
+        due_date(urssaf(), parse_period("2026-03"), profile)
+    with pytest.raises(
+        DeadlineError, match=re.escape("« 2026-03..2026-06 » plutôt que « 2026-05 »")
+    ):
+        due_date(urssaf(), parse_period("2026-05"), profile)
+    with pytest.raises(DeadlineError, match="précède le début de l'activité"):
+        due_date(urssaf(), parse_period("2026-02"), profile)
+    with pytest.raises(DeadlineError, match="regroupe"):
+        due_date(urssaf(), parse_period("2026-03..2026-05"), profile)
+    # Without a start date, a run cannot be dated; a single month still can.
+    undated = {"periodicity": "monthly", "departement": "75"}
+    with pytest.raises(DeadlineError, match="date de début de l'activité"):
+        due_date(urssaf(), parse_period("2026-03..2026-06"), undated)
+    assert due_date(urssaf(), parse_period("2026-03"), undated).due_on == date(2026, 4, 30)
+    # A procedure without a first declaration takes no run at all.
+    with pytest.raises(DeadlineError, match="une période à la fois"):
+        due_date(caf_dtr(), parse_period("2027-01..2027-04"), {"caf_dtr_cycle": 1})
+    # After the first declaration, months are single again.
+    assert due_date(urssaf(), parse_period("2026-07"), profile).due_on == date(2026, 8, 31)
+
+
+# --- time travel, pure ------------------------------------------------------------------------
+
+
+def _travel(periodicity: str, started: date) -> None:
+    kind = "month" if periodicity == "monthly" else "quarter"
+    span = 4 if periodicity == "monthly" else 2
+    profile = situation(periodicity, started)
+    first = first_declaration(urssaf(), profile, kind)
+    assert first is not None
+    # The run: the start month (quarter) and the following ones.
+    parts = first.parts
+    assert len(parts) == span and parts[0].contains(started)
+    # Due the last day of the month after the run (quarterly: the second quarter's own date),
+    # shifted to the next business day.
+    year, month = _add_months(first.end.year, first.end.month, 1)
+    expected_due = next_business_day(_month_end(year, month))
+    first_due = due_date(urssaf(), first, profile).due_on
+    assert first_due == expected_due
+    assert (first_due - started).days >= 90
+    seen: list[Period] = []
+    day = started - timedelta(days=20)
+    while day <= first_due + timedelta(days=120):
+        due = periods_due(urssaf(), profile, day, 45)
+        assert due, day
+        for period in due:
+            # No period before the activity or inside the run other than the run itself.
+            assert period == first or period.start > first.end, (day, period)
+            deadline = due_date(urssaf(), period, profile)
+            assert deadline.due_on is not None and deadline.due_on >= day, (day, period)
+            if period not in seen:
+                seen.append(period)
+        if day <= first_due:
+            assert due[0] == first, (day, due)
+        day += timedelta(days=1)
+    # What was ever due: the run, then every period after it without a gap.
+    assert seen[0] == first
+    for before, after in pairwise(seen):
+        assert after == before.next(), (before, after)
+        assert following_period(urssaf(), profile, before) == after
+    assert all(not p.is_run for p in seen[1:])
+
+
+@pytest.mark.parametrize(("year", "month"), START_MONTHS)
+def test_time_travel_monthly_first_declaration(year: int, month: int) -> None:
+    _travel("monthly", _start_day(year, month))
+
+
+@pytest.mark.parametrize(("year", "month"), START_MONTHS)
+def test_time_travel_quarterly_first_declaration(year: int, month: int) -> None:
+    _travel("quarterly", _start_day(year, month))
+
+
+def test_first_and_last_day_of_a_month_give_the_same_run() -> None:
+    for year, month in START_MONTHS:
+        first_day = situation("monthly", date(year, month, 1))
+        last_day = situation("monthly", _month_end(year, month))
+        assert first_declaration(urssaf(), first_day, "month") == first_declaration(
+            urssaf(), last_day, "month"
+        )
+
+
+def test_long_established_business_is_unaffected() -> None:
+    profile = situation("monthly", date(2021, 1, 15))
+    today = date(2026, 11, 27)
+    assert [p.label for p in periods_due(urssaf(), profile, today, 45)] == ["2026-10", "2026-11"]
+
+
+# --- CAF: what comes next ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cycle", "months"),
+    [(1, (1, 4, 7, 10)), (2, (2, 5, 8, 11)), (3, (3, 6, 9, 12))],
+)
+def test_caf_dtr_follows_the_cycle(cycle: int, months: tuple[int, ...]) -> None:
+    profile = {"caf_dtr_cycle": cycle, "receives_rsa": True}
+    walk = owed_periods(caf_dtr(), profile, date(2026, 1, 1))
+    owed = [next(walk) for _ in range(8)]
+    assert [(p.year, p.start.month) for p in owed] == [
+        (year, m) for year in (2026, 2027) for m in months
+    ]
+    for period, after in pairwise(owed):
+        assert following_period(caf_dtr(), profile, period) == after
+    # Even from a month outside the cycle (a case opened by hand), the next one is in it.
+    assert following_period(caf_dtr(), profile, Period.of_month(2026, months[0] + 1)) == (
+        Period.of_month(2026, months[1])
+    )
+    assert following_period(caf_dtr(), {"caf_dtr_cycle": None}, owed[0]) is None
+
+
+def test_no_next_period_for_on_demand_and_c2s() -> None:
+    assert (
+        following_period(catalog().get("ants-passeport"), {}, Period.of_day(date.today())) is None
+    )
+    c2s = catalog().get("c2s")
+    assert (
+        following_period(c2s, {"c2s_rights_end_on": date(2027, 3, 31)}, Period.of_year(2027))
+        is None
+    )
+
+
+# --- through the database ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def newcomer(org):
+    """A monthly micro-entrepreneur who started on 6 March 2026."""
+    return factories.MicroClientFactory(
+        org=org,
+        email="nouvelle@exemple.fr",
+        periodicity=Periodicity.monthly,
+        activity_started_on=date(2026, 3, 6),
+    )
+
+
+def _labels(client, code: str = "urssaf-ca") -> list[str]:
+    db.session.expire_all()
+    return list(
+        db.session.scalars(
+            select(Case.period_label)
+            .where(Case.client_id == client.id, Case.procedure_code == code)
+            .order_by(Case.period_start_on)
+        )
+    )
+
+
+def _overdue(org, today: date) -> int:
+    with bind_org(org.id):
+        return (
+            db.session.execute(dashboard_counts(today, DashboardFilter(procedure_code="urssaf-ca")))
+            .one()
+            .overdue
+        )
+
+
+def test_recurring_generation_reminders_and_dashboard_follow_the_first_declaration(org, newcomer):
+    """Day by day from the start to the end of August 2026, as the daily job runs."""
+    reminders: list[tuple[date, ReminderKind, str]] = []
+    day = date(2026, 3, 6)
+    while day <= date(2026, 8, 31):
+        create_coming_cases(day, org_ids=[org.id])
+        db.session.flush()
+        if day <= date(2026, 7, 31):
+            assert _overdue(org, day) == 0, day  # no false "en retard"
+        for planned in plan(day, org_ids=[org.id]):
+            case = db.session.get(Case, planned.case_id) if planned.case_id else None
+            if case is not None and case.procedure_code == "urssaf-ca":
+                reminders.append((day, planned.kind, case.period_label))
+        if day == date(2026, 3, 6):
+            assert _labels(newcomer) == ["2026-03..2026-06"]
+        day += timedelta(days=1)
+    assert _labels(newcomer) == ["2026-03..2026-06", "2026-07", "2026-08"]
+    [first] = db.session.scalars(
+        select(Case).where(Case.client_id == newcomer.id, Case.period_label == "2026-03..2026-06")
+    ).all()
+    assert (first.due_on, first.opens_on) == (date(2026, 7, 31), date(2026, 7, 1))
+    assert (first.period_start_on, first.period_end_on) == (date(2026, 3, 1), date(2026, 6, 30))
+    # The client is reminded of the first declaration in July, never of a phantom March; it
+    # is overdue (never filed here) from 1 August only.
+    first_reminders = [(d, k) for d, k, label in reminders if label == "2026-03..2026-06"]
+    assert first_reminders and min(d for d, _k in first_reminders) >= date(2026, 7, 1)
+    assert [d for d, k in first_reminders if k == ReminderKind.client_overdue] == [date(2026, 8, 1)]
+    assert {label for _d, _k, label in reminders} <= {"2026-03..2026-06", "2026-07", "2026-08"}
+
+
+def test_the_case_opened_by_hand_is_the_first_declaration(org, agent, newcomer):
+    today = date(2026, 3, 20)
+    proposed = default_period(urssaf(), newcomer, today)
+    assert proposed is not None and proposed.label == "2026-03..2026-06"
+    with pytest.raises(CaseError, match=re.escape("plutôt que « 2026-03 »")):
+        open_case(newcomer, "urssaf-ca", agent.ref, today=today, period_label="2026-03")
+    case = open_case(newcomer, "urssaf-ca", agent.ref, today=today)
+    assert case.period_label == "2026-03..2026-06" and case.due_on == date(2026, 7, 31)
+    # Typed by hand, in any case and with spaces, it is the same period.
+    again = open_case(newcomer, "urssaf-ca", agent.ref, today=today, period_label=" 2026-07 ")
+    assert again.period_label == "2026-07"
+
+
+def test_case_page_and_client_page_show_the_run_in_words(org, agent, newcomer, login):
+    case = open_case(newcomer, "urssaf-ca", agent.ref, today=date(2026, 3, 20))
+    db.session.flush()
+    http = login(agent)
+    html = http.get(f"/dossiers/{case.id}").get_data(as_text=True)
+    assert "mars à juin 2026" in html
+    assert "Ouverture du dépôt : 01/07/2026" in html
+    assert "2026-03..2026-06" in http.get(f"/usagers/{newcomer.id}").get_data(as_text=True)
+
+
+def _file(case: Case, actor: str, today: date):
+    return record_filing(
+        case,
+        actor,
+        reference="DEPOT-1",
+        receipt=None,
+        source=Source.staff,
+        max_bytes=1024,
+        today=today,
+    )
+
+
+def test_filing_the_first_declaration_opens_the_month_after_it(org, agent, newcomer):
+    case = open_case(newcomer, "urssaf-ca", agent.ref, today=date(2026, 7, 2))
+    filing = _file(case, agent.ref, date(2026, 7, 2))
+    assert case.status == CaseStatus.filed
+    assert filing.next_case is not None
+    assert filing.next_case.period_label == "2026-07"
+    assert filing.next_case.due_on == date(2026, 8, 31)
+
+
+def test_filing_a_quarterly_first_declaration_opens_the_quarter_after_it(org, agent):
+    client = factories.MicroClientFactory(
+        org=org, periodicity=Periodicity.quarterly, activity_started_on=date(2026, 7, 15)
+    )
+    case = open_case(client, "urssaf-ca", agent.ref, today=date(2026, 8, 1))
+    assert case.period_label == "2026-T3..2026-T4" and case.due_on == date(2027, 2, 1)
+    filing = _file(case, agent.ref, date(2027, 1, 10))
+    assert filing.next_case is not None and filing.next_case.period_label == "2027-T1"
+    assert filing.next_case.due_on == date(2027, 4, 30)
+
+
+@pytest.mark.parametrize(
+    ("cycle", "declared", "following"),
+    [(1, "2027-01", "2027-04"), (2, "2026-11", "2027-02"), (3, "2026-12", "2027-03")],
+)
+def test_filing_a_caf_dtr_opens_the_next_month_of_the_cycle(
+    org, agent, cycle: int, declared: str, following: str
+):
+    client = factories.ClientFactory(org=org, receives_rsa=True, caf_dtr_cycle=cycle)
+    case = open_case(client, "caf-dtr", agent.ref, today=date(2026, 11, 2), period_label=declared)
+    filing = _file(case, agent.ref, date(2026, 11, 20))
+    assert filing.next_case is not None
+    assert filing.next_case.period_label == following
+    assert filing.next_case.due_on == parse_period(following).start.replace(day=25)
+    # Recurring generation agrees: on the next case's month, it wants the same period.
+    due = periods_due(caf_dtr(), client.situation(), parse_period(following).start, 0)
+    assert [p.label for p in due] == [following]
