@@ -886,6 +886,37 @@ def run(cli: Any, *args: str) -> Any:
         (("impots-revenus", "2024", "--postcode", "01000"), "2025-05-22"),
         (("impots-revenus", "2024", "--postcode", "20000"), "2025-05-28"),
         (("impots-revenus", "2024", "--postcode", "97400"), "2025-06-05"),
+        # a new micro-entrepreneur's first declaration
+        (
+            ("urssaf-ca", "2026-03..2026-06", "--activity-start", "2026-03-06"),
+            "2026-07-31",
+        ),
+        (
+            (
+                "urssaf-ca",
+                "2026-03..2026-06",
+                "--activity-start",
+                "2026-03-06",
+                "--periodicity",
+                "monthly",
+            ),
+            "2026-07-31",
+        ),
+        (
+            (
+                "urssaf-ca",
+                "2026-T3..2026-T4",
+                "--activity-start",
+                "2026-07-15",
+                "--periodicity",
+                "quarterly",
+            ),
+            "2027-02-01",
+        ),
+        (("urssaf-ca", "2026-07", "--activity-start", "2026-03-06"), "2026-08-31"),
+        (("urssaf-ca", "2026-T3", "--periodicity", "quarterly"), "2026-11-02"),
+        # the flag is accepted (the paper column is the income-tax rule's business)
+        (("urssaf-ca", "2026-09", "--paper-filer"), "2026-11-02"),
     ],
 )
 def test_cli_prints_the_date(cli: Any, args: tuple[str, ...], output: str) -> None:
@@ -936,6 +967,35 @@ def test_cli_no_deadline(cli: Any) -> None:
         (
             ("impots-revenus", "2024", "--postcode", "7501"),
             "Code postal « 7501 » invalide : il doit comporter 5 chiffres.",
+        ),
+        (
+            ("urssaf-ca", "2026-03", "--activity-start", "2026-03-06"),
+            "La première déclaration regroupe mars à juin 2026 : ouvrez le dossier de la "
+            "période « 2026-03..2026-06 » plutôt que « 2026-03 ».",
+        ),
+        (
+            ("urssaf-ca", "2026-02", "--activity-start", "2026-03-06"),
+            "La période « 2026-02 » précède le début de l'activité (06/03/2026)",
+        ),
+        (
+            ("urssaf-ca", "2026-03..2026-06"),
+            "Indiquez la date de début de l'activité : une période de plusieurs mois",
+        ),
+        (
+            ("urssaf-ca", "2026-03", "--activity-start", "06/03/2026"),
+            "Date de début d'activité « 06/03/2026 » invalide : écrivez AAAA-MM-JJ.",
+        ),
+        (
+            ("urssaf-ca", "2026-03", "--periodicity", "weekly"),
+            "Valeur « weekly » invalide pour --periodicity : choisissez monthly ou quarterly.",
+        ),
+        (
+            ("urssaf-ca", "2026-T1", "--periodicity", "monthly"),
+            "La période « 2026-T1 » ne convient pas à des déclarations mensuelles.",
+        ),
+        (
+            ("urssaf-ca", "2026-03", "--periodicity", "quarterly"),
+            "La période « 2026-03 » ne convient pas à des déclarations trimestrielles.",
         ),
     ],
 )

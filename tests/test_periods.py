@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from types import SimpleNamespace
 
 import pytest
 
-from portal.cases.periods import Period, PeriodError, kinds_for, parse_period, period_kind_allowed
+from portal.cases.periods import (
+    Period,
+    PeriodError,
+    kinds_for,
+    parse_period,
+    period_kind_allowed,
+    period_words,
+)
 
 
 @pytest.mark.parametrize(
@@ -142,3 +149,101 @@ def test_period_kind_allowed_follows_the_procedure_and_the_client() -> None:
     assert not period_kind_allowed(urssaf, "month", quarterly)  # type: ignore[arg-type]
     assert period_kind_allowed(cfe, "year", monthly)  # type: ignore[arg-type]
     assert not period_kind_allowed(cfe, "month", None)  # type: ignore[arg-type]
+
+
+# --- runs of periods (a first declaration) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("label", "canonical", "kind", "start", "end", "shown", "parts"),
+    [
+        (
+            "2026-03..2026-06",
+            "2026-03..2026-06",
+            "month",
+            date(2026, 3, 1),
+            date(2026, 6, 30),
+            "mars à juin 2026",
+            4,
+        ),
+        (
+            " 2026-11 .. 2027-02 ",
+            "2026-11..2027-02",
+            "month",
+            date(2026, 11, 1),
+            date(2027, 2, 28),
+            "novembre 2026 à février 2027",
+            4,
+        ),
+        (
+            "2026-t1..2026-T2",
+            "2026-T1..2026-T2",
+            "quarter",
+            date(2026, 1, 1),
+            date(2026, 6, 30),
+            "1er au 2e trimestre 2026",
+            2,
+        ),
+        (
+            "2026-T4..2027-T1",
+            "2026-T4..2027-T1",
+            "quarter",
+            date(2026, 10, 1),
+            date(2027, 3, 31),
+            "4e trimestre 2026 au 1er trimestre 2027",
+            2,
+        ),
+    ],
+)
+def test_runs_parse_display_and_round_trip(
+    label: str, canonical: str, kind: str, start: date, end: date, shown: str, parts: int
+) -> None:
+    period = parse_period(label)
+    assert (period.label, period.kind, period.start, period.end) == (canonical, kind, start, end)
+    assert period.is_run and len(period.parts) == parts
+    assert period.display() == shown
+    assert parse_period(period.label) == period
+    assert period_words(period.label) == shown
+    # After a run comes the single period that follows its end; before it, the one before.
+    assert period.next() == Period.containing(kind, end.replace(day=1)).next()  # type: ignore[arg-type]
+    assert period.previous().end == start.replace(day=1) - timedelta(days=1)
+
+
+def test_spanning_builds_the_run_from_a_day() -> None:
+    assert Period.spanning("month", date(2026, 3, 6), 4) == parse_period("2026-03..2026-06")
+    assert Period.spanning("quarter", date(2026, 7, 15), 2) == parse_period("2026-T3..2026-T4")
+    assert Period.spanning("month", date(2026, 3, 6), 1) == Period.of_month(2026, 3)
+    with pytest.raises(ValueError):
+        Period.spanning("year", date(2026, 3, 6), 2)
+
+
+def test_runs_sort_with_single_periods() -> None:
+    labels = ["2026-07", "2026-03..2026-06", "2026-02"]
+    assert [p.label for p in sorted(parse_period(x) for x in labels)] == [
+        "2026-02",
+        "2026-03..2026-06",
+        "2026-07",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        ("2026-03..2026-03", "la fin doit venir après le début."),
+        ("2026-06..2026-03", "la fin doit venir après le début."),
+        ("2026-03..2026-T2", "plusieurs mois s'écrivent du premier au dernier"),
+        ("2026..2027", "plusieurs mois s'écrivent du premier au dernier"),
+        ("2026-03..", "plusieurs mois s'écrivent du premier au dernier"),
+        ("2026-13..2027-01", "le mois doit être entre 01 et 12."),
+        ("2026-01..2027-01", "elle dépasse un an."),
+    ],
+)
+def test_bad_runs_are_explained(label: str, message: str) -> None:
+    with pytest.raises(PeriodError) as caught:
+        parse_period(label)
+    assert str(caught.value).startswith(f"Période « {label} » invalide : ")
+    assert message in str(caught.value)
+
+
+def test_period_words_keeps_an_unreadable_label() -> None:
+    assert period_words("n'importe quoi") == "n'importe quoi"

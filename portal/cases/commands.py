@@ -114,7 +114,8 @@ def due_date_command(
     }
     try:
         period = parse_period(period_label)
-        if not period_kind_allowed(procedure, period.kind, situation):
+        rhythm = period_kind_allowed(procedure, period.kind, None)
+        if rhythm and not period_kind_allowed(procedure, period.kind, situation):
             _fail(
                 f"La période « {period.label} » ne convient pas à des déclarations "
                 f"{'mensuelles' if periodicity == 'monthly' else 'trimestrielles'}."
