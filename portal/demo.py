@@ -12,15 +12,18 @@ from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
 
 from portal.accounts.models import Organisation, User
+from portal.cases.deadlines import first_declaration
 from portal.cases.models import Case, ItemKind
 from portal.cases.operations import DuplicateCase, find_case, open_case, set_value
 from portal.cases.recurrence import create_coming_cases
+from portal.checklists.catalog import catalog
 from portal.clients.models import CONSENT_VERSION, Activity, Client, ClientKind, Periodicity
 from portal.clients.operations import ClientData, create_client, record_consent
 from portal.db import db
 from portal.tenancy import bind_org
 
 ACTOR = "system:demo"
+NEWCOMER_STARTED_ON = date(2026, 10, 5)
 
 CLIENTS = (
     ClientData(
@@ -59,6 +62,19 @@ CLIENTS = (
         c2s_rights_end_on=date(2027, 2, 28),
         jobseeker=True,
     ),
+    # Started in October 2026: her first URSSAF declaration covers October to January and is
+    # due at the end of February (on the next business day), the rule a newcomer must see.
+    ClientData(
+        reference="DEMO-004",
+        first_name="Léa",
+        last_name="Débutante",
+        birth_on=date(1996, 5, 21),
+        postcode="97200",
+        kind=ClientKind.micro_entrepreneur,
+        activity=Activity.vente,
+        periodicity=Periodicity.monthly,
+        activity_started_on=NEWCOMER_STARTED_ON,
+    ),
 )
 
 
@@ -92,7 +108,21 @@ def seed_demo(org: Organisation, agent: User | None, today: date) -> int:
                 if item.kind == ItemKind.value and item.code == "ca_bnc":
                     set_value(case, item, "1 840", ACTOR, expected_version=None)
         _add_sample_documents(case)
+        created += _open_first_declaration(org, today)
     return created
+
+
+def _open_first_declaration(org: Organisation, today: date) -> int:
+    """The newcomer's first declaration, whatever the day the demo runs (a later run shows it
+    overdue, as it would be)."""
+    lea = db.session.execute(
+        select(Client).where(Client.org_id == org.id, Client.reference == "DEMO-004")
+    ).scalar_one()
+    first = first_declaration(catalog().get("urssaf-ca"), lea.situation(today), "month")
+    if first is None or find_case(lea.id, "urssaf-ca", first.label) is not None:
+        return 0
+    open_case(lea, "urssaf-ca", ACTOR, today=today, period_label=first.label)
+    return 1
 
 
 # The demo case's papers, drawn here so that no personal scan ever sits in the repository:

@@ -35,7 +35,7 @@ from portal.cases.periods import Period, parse_period
 from portal.cases.queries import DashboardFilter, dashboard_counts
 from portal.cases.recurrence import create_coming_cases
 from portal.checklists.catalog import Procedure, catalog
-from portal.clients.models import Periodicity
+from portal.clients.models import Client, Periodicity
 from portal.db import db
 from portal.documents.filing import record_filing
 from portal.documents.models import Source
@@ -371,3 +371,18 @@ def test_filing_a_caf_dtr_opens_the_next_month_of_the_cycle(
     # Recurring generation agrees: on the next case's month, it wants the same period.
     due = periods_due(caf_dtr(), client.situation(), parse_period(following).start, 0)
     assert [p.label for p in due] == [following]
+
+
+def test_the_demo_shows_a_first_declaration(org, agent):
+    from portal.demo import seed_demo
+
+    seed_demo(org, agent, date(2026, 12, 2))
+    lea = db.session.scalars(select(Client).where(Client.reference == "DEMO-004")).one()
+    [case] = db.session.scalars(
+        select(Case).where(Case.client_id == lea.id, Case.procedure_code == "urssaf-ca")
+    ).all()
+    # October to January, due Sunday 28 February 2027 -> Monday 1 March.
+    assert (case.period_label, case.due_on) == ("2026-10..2027-01", date(2027, 3, 1))
+    # Run again months later: still the one first declaration, then single months.
+    seed_demo(org, agent, date(2027, 3, 20))
+    assert _labels(lea) == ["2026-10..2027-01", "2027-02", "2027-03"]
