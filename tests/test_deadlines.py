@@ -1005,3 +1005,53 @@ def test_cli_errors(cli: Any, args: tuple[str, ...], message: str) -> None:
     assert result.stdout == ""
     assert result.stderr.startswith(message)
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("postcode", "zone", "holiday"),
+    [
+        ("57000", "alsace-moselle", date(2026, 4, 3)),  # Metz: Vendredi saint
+        ("67000", "alsace-moselle", date(2027, 3, 26)),  # Strasbourg
+        ("68100", "alsace-moselle", date(2025, 12, 26)),  # Mulhouse: Saint-Étienne
+        ("97110", "971", date(2026, 5, 27)),  # Pointe-à-Pitre
+        ("97200", "972", date(2026, 5, 22)),  # Fort-de-France
+        ("97300", "973", date(2026, 6, 10)),  # Cayenne
+        ("97400", "974", date(2025, 12, 20)),  # Saint-Denis
+        ("97600", "976", date(2026, 4, 27)),  # Mamoudzou
+        ("75011", "metropole", None),
+        ("20000", "metropole", None),
+    ],
+)
+def test_a_clients_postcode_gives_his_holiday_zone(
+    postcode: str, zone: str, holiday: date | None
+) -> None:
+    """From the address typed on the client's file to the days a due date moves past."""
+    departement = departement_from_postcode(postcode)
+    assert holiday_zone_for("departement", departement) == zone
+    if holiday is not None:
+        assert holiday in public_holidays(zone, holiday.year)
+        assert holiday not in public_holidays("metropole", holiday.year)
+
+
+@pytest.mark.parametrize(
+    ("departement", "due"),
+    [
+        ("971", date(2026, 5, 28)),  # 27/05 abolition day, a Wednesday
+        ("972", date(2026, 5, 27)),
+        ("75", date(2026, 5, 27)),
+        ("57", date(2026, 5, 27)),
+    ],
+)
+def test_overseas_abolition_day_shifts_a_due_date(departement: str, due: date) -> None:
+    rule = make_procedure(
+        "fixed_day_of_year", "year", "yearly", {"month": 5, "day": 27}, holiday_zone="departement"
+    )
+    assert due_date(rule, Period.of_year(2026), {"departement": departement}).due_on == due
+
+
+def test_catalog_rules_that_shift_read_the_clients_departement() -> None:
+    from portal.checklists.catalog import catalog
+
+    for procedure in catalog():
+        if procedure.deadline.weekend == "next_business_day":
+            assert procedure.deadline.holiday_zone == "departement", procedure.code
