@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from dataclasses import replace
 from datetime import date, timedelta
 from itertools import pairwise
 from typing import Any
@@ -34,7 +35,7 @@ from portal.cases.operations import CaseError, default_period, open_case
 from portal.cases.periods import Period, parse_period
 from portal.cases.queries import DashboardFilter, dashboard_counts
 from portal.cases.recurrence import create_coming_cases
-from portal.checklists.catalog import Procedure, catalog
+from portal.checklists.catalog import FirstDeclaration, Procedure, catalog
 from portal.clients.models import Client, Periodicity
 from portal.db import db
 from portal.documents.filing import record_filing
@@ -104,9 +105,8 @@ def test_first_declaration_of_the_issue(
     assert first is not None and first.label == label
     found = due_date(urssaf(), first, profile)
     assert found.due_on == due
-    # Not before 90 days of activity, nor before the run has ended.
-    assert found.opens_on is not None
-    assert found.opens_on == max(first.end + timedelta(days=1), started + timedelta(days=90))
+    assert found.due_on is not None and (found.due_on - started).days >= 90
+    assert found.tag == urssaf().first_declaration.tag  # type: ignore[union-attr]
     assert next_period(urssaf(), profile, started) == first
     assert periods_due(urssaf(), profile, started, 45) == [first]
 
@@ -185,6 +185,20 @@ def test_time_travel_monthly_first_declaration(year: int, month: int) -> None:
 @pytest.mark.parametrize(("year", "month"), START_MONTHS)
 def test_time_travel_quarterly_first_declaration(year: int, month: int) -> None:
     _travel("quarterly", _start_day(year, month))
+
+
+def test_the_run_grows_until_it_is_not_due_before_the_minimum_days() -> None:
+    """`covers` is a minimum: with one month only, a start late in March would be due on
+    30 April, before 90 days; the run then takes April and May too."""
+    short = replace(
+        urssaf(),
+        first_declaration=FirstDeclaration(covers={"month": 1}, not_before_days=90, tag="S"),
+    )
+    early = situation("monthly", date(2026, 3, 1))
+    late = situation("monthly", date(2026, 3, 31))
+    assert first_declaration(short, early, "month") == parse_period("2026-03..2026-04")
+    assert first_declaration(short, late, "month") == parse_period("2026-03..2026-05")
+    assert due_date(short, parse_period("2026-03..2026-05"), late).due_on == date(2026, 6, 30)
 
 
 def test_first_and_last_day_of_a_month_give_the_same_run() -> None:
@@ -290,7 +304,7 @@ def test_recurring_generation_reminders_and_dashboard_follow_the_first_declarati
     [first] = db.session.scalars(
         select(Case).where(Case.client_id == newcomer.id, Case.period_label == "2026-03..2026-06")
     ).all()
-    assert (first.due_on, first.opens_on) == (date(2026, 7, 31), date(2026, 7, 1))
+    assert first.due_on == date(2026, 7, 31)
     assert (first.period_start_on, first.period_end_on) == (date(2026, 3, 1), date(2026, 6, 30))
     # The client is reminded of the first declaration in July, never of a phantom March; it
     # is overdue (never filed here) from 1 August only.
@@ -319,7 +333,7 @@ def test_case_page_and_client_page_show_the_run_in_words(org, agent, newcomer, l
     http = login(agent)
     html = http.get(f"/dossiers/{case.id}").get_data(as_text=True)
     assert "mars à juin 2026" in html
-    assert "Ouverture du dépôt : 01/07/2026" in html
+    assert "Première déclaration : elle regroupe le mois du début" in html
     assert "2026-03..2026-06" in http.get(f"/usagers/{newcomer.id}").get_data(as_text=True)
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import holidays
 from flask_babel import gettext as _
 
-from portal.cases.periods import Period, PeriodKind, kinds_for, period_words
+from portal.cases.periods import SPAN_KINDS, Period, PeriodKind, kinds_for, period_words
 from portal.checklists.catalog import TO_CONFIRM_TAGS
 from portal.clients.places import departement_from_postcode
 
@@ -224,21 +224,30 @@ def impots_zone(departement: str) -> int:
 def first_declaration(
     procedure: Procedure, situation: Mapping[str, Any], kind: str
 ) -> Period | None:
-    """The run of periods of `kind` a new business's first declaration covers (URSSAF: the
-    start month and the 3 following, or the start quarter and the next), from the catalog's
-    `first_declaration` block; None without such a block, a start date or a span for `kind`."""
+    """The run of periods of `kind` a new business's first declaration covers, from the
+    catalog's `first_declaration` block: the period the activity began in and the following
+    ones (`covers` of them: URSSAF, the start month and the 3 following, or the start quarter
+    and the next), and more while it would be due before `not_before_days` days of activity.
+    None without such a block, a start date or a span for `kind`."""
     rule = procedure.first_declaration
     started = _as_date(situation.get("activity_started_on"))
     if rule is None or started is None or kind not in rule.covers:
         return None
-    return Period.spanning(kind, started, rule.covers[kind])  # type: ignore[arg-type]
+    count = rule.covers[kind]
+    first = Period.spanning(kind, started, count)  # type: ignore[arg-type]
+    earliest = started + timedelta(days=rule.not_before_days)
+    while (
+        count < SPAN_KINDS[kind]
+        and (_due_date(procedure, first, situation).due_on or earliest) < earliest
+    ):
+        count += 1
+        first = Period.spanning(kind, started, count)  # type: ignore[arg-type]
+    return first
 
 
-def _first_declaration_opens(
-    procedure: Procedure, period: Period, situation: Mapping[str, Any]
-) -> date | None:
-    """Refuse a period the client does not owe because of the first-declaration rule; for the
-    first declaration itself, the first day it can be filed (after the run and 90 days)."""
+def _check_owed(procedure: Procedure, period: Period, situation: Mapping[str, Any]) -> None:
+    """Refuse a period the client does not owe because of the first-declaration rule: one it
+    covers, one before the activity, or a run that is not the first declaration."""
     rule = procedure.first_declaration
     first = first_declaration(procedure, situation, period.kind)
     if first is None:
@@ -257,13 +266,12 @@ def _first_declaration_opens(
                     label=period.label,
                 )
             )
-        return None
-    assert rule is not None
-    started = _as_date(situation.get("activity_started_on"))
-    assert started is not None
+        return
     if period == first:
-        return max(first.end + timedelta(days=1), started + timedelta(days=rule.not_before_days))
+        return
     if period.end < first.start:
+        started = _as_date(situation.get("activity_started_on"))
+        assert started is not None
         raise DeadlineError(
             _(
                 "La période « %(label)s » précède le début de l'activité (%(start)s) : rien "
@@ -282,7 +290,6 @@ def _first_declaration_opens(
                 label=period.label,
             )
         )
-    return None
 
 
 # --- due dates -------------------------------------------------------------------------------
@@ -378,11 +385,10 @@ def due_date(procedure: Procedure, period: Period, situation: Mapping[str, Any])
     rule = procedure.deadline
     if period.kind not in kinds_for(procedure) or period.kind not in RULE_KINDS.get(rule.rule, ()):
         raise _kind_error(procedure, period)
-    opens_on = _first_declaration_opens(procedure, period, situation)
+    _check_owed(procedure, period, situation)
     found = _due_date(procedure, period, situation)
-    if opens_on is not None and procedure.first_declaration is not None:
-        # The first declaration: its own opening day and the confidence of its rule.
-        return replace(found, opens_on=opens_on, tag=procedure.first_declaration.tag)
+    if period.is_run and procedure.first_declaration is not None:
+        return replace(found, tag=procedure.first_declaration.tag)  # its rule's confidence
     return found
 
 

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from portal.checklists.catalog import FIRST_DECLARATION_KINDS
+
 if TYPE_CHECKING:
     from portal.checklists.catalog import Procedure
 
@@ -54,8 +56,9 @@ _QUARTERS = (
 _QUARTER_ORDINALS = (_l("1er"), _l("2e"), _l("3e"), _l("4e"))
 
 SPAN = ".."
-# Kinds a run may be made of, and the most parts a run may have (a year of them).
-SPAN_KINDS: Mapping[str, int] = {"month": 12, "quarter": 4}
+# Kinds a run may be made of, and the most parts it may have (a year of them): the catalog's
+# first_declaration blocks are checked against the same list.
+SPAN_KINDS: Mapping[str, int] = FIRST_DECLARATION_KINDS
 
 _YEAR = re.compile(r"(\d{4})")
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
