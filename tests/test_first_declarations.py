@@ -400,3 +400,85 @@ def test_the_demo_shows_a_first_declaration(org, agent):
     # Run again months later: still the one first declaration, then single months.
     seed_demo(org, agent, date(2027, 3, 20))
     assert _labels(lea) == ["2026-10..2027-01", "2027-02", "2027-03"]
+
+
+# --- the catalog block ------------------------------------------------------------------------
+
+
+def _monthly_file(data: Any, block: Any) -> None:
+    data["period"] = "month_or_quarter"
+    data["recurrence"] = "periodicity"
+    data["deadline"] = {
+        "rule": "end_of_following_month",
+        "weekend": "next_business_day",
+        "holiday_zone": "departement",
+        "params": {},
+        "tag": "S",
+    }
+    data["first_declaration"] = block
+
+
+def test_first_declaration_block_loads(tmp_path) -> None:
+    import copy
+
+    from portal.checklists.catalog import load_catalog
+    from tests.test_catalog import MINIMAL, write
+
+    data = copy.deepcopy(MINIMAL)
+    block = {"covers": {"month": 4, "quarter": 2}, "not_before_days": 90, "tag": "S1"}
+    _monthly_file(data, block)
+    write(tmp_path, data)
+    rule = load_catalog(tmp_path).get("demo").first_declaration
+    assert rule is not None
+    assert (dict(rule.covers), rule.not_before_days, rule.to_confirm) == (
+        {"month": 4, "quarter": 2},
+        90,
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("block", "field", "reason"),
+    [
+        (
+            {"covers": {"month": 13}, "not_before_days": 90, "tag": "S"},
+            "covers.month",
+            "13 is above the maximum 12",
+        ),
+        (
+            {"covers": {"quarter": 0}, "not_before_days": 90, "tag": "S"},
+            "covers.quarter",
+            "below the minimum 1",
+        ),
+        ({"covers": {"year": 1}, "not_before_days": 90, "tag": "S"}, "covers.year", "unknown key"),
+        ({"covers": {}, "not_before_days": 90, "tag": "S"}, "covers", "empty mapping"),
+        (
+            {"covers": {"month": 4}, "not_before_days": 400, "tag": "S"},
+            "not_before_days",
+            "above the maximum 366",
+        ),
+        ({"covers": {"month": 4}, "not_before_days": 90}, "tag", "missing required field"),
+        ({"covers": {"month": 4}, "not_before_days": 90, "tag": "X"}, "tag", "unknown tag"),
+        (
+            {"covers": {"month": 4}, "days": 90, "tag": "S"},
+            "not_before_days",
+            "missing required field",
+        ),
+    ],
+)
+def test_broken_first_declaration_blocks_are_refused(tmp_path, block, field, reason) -> None:
+    from tests.test_catalog import broken
+
+    message = broken(tmp_path, lambda data: _monthly_file(data, block))
+    assert message.startswith(f"demo.yaml: first_declaration.{field}: "), message
+    assert reason in message, message
+
+
+def test_a_yearly_procedure_has_no_first_declaration_run(tmp_path) -> None:
+    from tests.test_catalog import broken
+
+    def change(data: Any) -> None:
+        data["first_declaration"] = {"covers": {"year": 2}, "not_before_days": 0, "tag": "S"}
+
+    message = broken(tmp_path, change)
+    assert message == "demo.yaml: first_declaration.covers.year: only months or quarters can span"
