@@ -482,3 +482,46 @@ def test_a_yearly_procedure_has_no_first_declaration_run(tmp_path) -> None:
 
     message = broken(tmp_path, change)
     assert message == "demo.yaml: first_declaration.covers.year: only months or quarters can span"
+
+
+# --- phantom cases opened before the rule -------------------------------------------------------
+
+
+def test_phantom_cases_are_cancelled_unless_someone_worked_on_them(org, agent):
+    """Cases opened before the start date was typed (or before this rule) for months the first
+    declaration covers: untouched ones are cancelled (and can be reopened), a worked one
+    stays and is reported."""
+    from portal.cases.operations import set_value
+
+    client = factories.MicroClientFactory(org=org, periodicity=Periodicity.monthly)
+    today = date(2026, 4, 2)
+    phantoms = {
+        label: open_case(client, "urssaf-ca", agent.ref, today=today, period_label=label)
+        for label in ("2026-02", "2026-03", "2026-04")
+    }
+    worked = phantoms["2026-04"]
+    line = next(i for i in worked.items if i.code == "ca_bnc")
+    set_value(worked, line, "120", agent.ref, expected_version=None)
+    client.activity_started_on = date(2026, 3, 6)
+    db.session.flush()
+
+    dry = create_coming_cases(today, org_ids=[org.id], dry_run=True)
+    assert [label for _c, _code, label, _r in dry.retired] == ["2026-02", "2026-03"]
+    assert phantoms["2026-03"].status == CaseStatus.open  # a dry run changes nothing
+
+    report = create_coming_cases(today, org_ids=[org.id])
+    db.session.flush()
+    retired = {label: reason for _c, _code, label, reason in report.retired}
+    assert set(retired) == {"2026-02", "2026-03"}
+    assert "précède le début de l'activité" in retired["2026-02"]
+    assert "regroupe mars à juin 2026" in retired["2026-03"]
+    assert phantoms["2026-02"].status == CaseStatus.cancelled
+    assert phantoms["2026-03"].status == CaseStatus.cancelled
+    assert worked.status == CaseStatus.open
+    assert any(
+        label == "2026-04" and "regroupe" in reason for _c, _code, label, reason in report.skipped
+    )
+    assert (client.id, "urssaf-ca", "2026-03..2026-06") in report.created
+    # Run again: nothing more to cancel, nothing more to create.
+    again = create_coming_cases(today, org_ids=[org.id])
+    assert again.retired == [] and again.created == []

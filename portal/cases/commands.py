@@ -284,4 +284,7 @@ def create_cases_command(today_: str | None, horizon: int, dry_run: bool) -> Non
         click.echo(f"{verb} client:{client_id} {code} {label}")
     for client_id, code, label, reason in report.skipped:
         click.echo(f"skipped client:{client_id} {code} {label}: {reason}")
+    cancel = "would cancel" if dry_run else "cancelled"
+    for client_id, code, label, reason in report.retired:
+        click.echo(f"{cancel} client:{client_id} {code} {label}: {reason}")
     click.echo(f"{len(report.created)} case(s) {done}, {len(report.skipped)} skipped")

@@ -245,6 +245,16 @@ def first_declaration(
     return first
 
 
+def not_owed(procedure: Procedure, situation: Mapping[str, Any], period: Period) -> str | None:
+    """Why the first-declaration rule says the client does not owe `period` (French), if so:
+    a case opened before his start date was known, or before this rule, is a phantom."""
+    try:
+        _check_owed(procedure, period, situation)
+    except DeadlineError as exc:
+        return str(exc)
+    return None
+
+
 def _check_owed(procedure: Procedure, period: Period, situation: Mapping[str, Any]) -> None:
     """Refuse a period the client does not owe because of the first-declaration rule: one it
     covers, one before the activity, or a run that is not the first declaration."""

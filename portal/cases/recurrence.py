@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 
 from portal import audit
 from portal.accounts.models import Organisation
-from portal.cases.deadlines import DeadlineError, due_date, periods_due
-from portal.cases.models import ACTIVE_STATUSES, Case
-from portal.cases.operations import CaseError, open_case
+from portal.cases.deadlines import DeadlineError, due_date, not_owed, periods_due
+from portal.cases.models import ACTIVE_STATUSES, Case, CaseStatus, ItemStatus
+from portal.cases.operations import CaseError, change_status, open_case, procedure_of
 from portal.cases.periods import Period, PeriodError, parse_period
 from portal.checklists.catalog import Procedure, catalog
 from portal.clients.models import Client
@@ -34,6 +34,9 @@ DEFAULT_HORIZON_DAYS = 45
 class RecurrenceReport:
     created: list[tuple[int, str, str]] = field(default_factory=list)  # client, code, period
     skipped: list[tuple[int, str, str, str]] = field(default_factory=list)  # + the reason
+    # Untouched cases of periods the client does not owe (a first declaration covers them),
+    # cancelled: client, code, period, the reason.
+    retired: list[tuple[int, str, str, str]] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -101,7 +104,9 @@ def _for_org(
             )
         )
     )
+    phantoms = _phantom_candidates(org_id, procedures)
     for client in clients:
+        _retire_phantoms(client, phantoms.get(client.id, []), today, report, dry_run)
         planned, lacking = coming_periods(client.situation(today), today, horizon_days, procedures)
         for procedure, reason in lacking:
             report.skipped.append((client.id, procedure.code, "", reason[:200]))
@@ -128,6 +133,52 @@ def _for_org(
                 continue
             existing.add(key)
             report.created.append(key)
+
+
+def _phantom_candidates(org_id: int, procedures: list[Procedure]) -> dict[int, list[Case]]:
+    """Active cases of procedures with a first-declaration rule, by client."""
+    codes = [p.code for p in procedures if p.first_declaration is not None]
+    found: dict[int, list[Case]] = {}
+    for case in db.session.scalars(
+        select(Case).where(
+            Case.org_id == org_id,
+            Case.procedure_code.in_(codes),
+            Case.status.in_(ACTIVE_STATUSES),
+        )
+    ):
+        found.setdefault(case.client_id, []).append(case)
+    return found
+
+
+def _untouched(case: Case) -> bool:
+    """Nothing was done on it: open, every line still missing, no value, nobody's change."""
+    return case.status == CaseStatus.open and all(
+        item.status == ItemStatus.missing and not item.value and not item.updated_by
+        for item in case.items
+    )
+
+
+def _retire_phantoms(
+    client: Client, cases: list[Case], today: date, report: RecurrenceReport, dry_run: bool
+) -> None:
+    """Cancel the untouched cases of periods the client does not owe (opened before his start
+    date was typed, or before the first-declaration rule); a case someone worked on stays and
+    is reported, for staff to decide. A cancelled case can be reopened: nothing is lost."""
+    situation = client.situation(today)
+    for case in cases:
+        try:
+            reason = not_owed(procedure_of(case), situation, parse_period(case.period_label))
+        except (KeyError, PeriodError):
+            continue
+        if reason is None:
+            continue
+        key = (client.id, case.procedure_code, case.period_label)
+        if not _untouched(case):
+            report.skipped.append((*key, reason[:200]))
+            continue
+        if not dry_run:
+            change_status(case, CaseStatus.cancelled, ACTOR, expected_version=None)
+        report.retired.append((*key, reason[:200]))
 
 
 def refresh_unknown_due_dates(org_ids: list[int] | None = None) -> list[tuple[int, date]]:

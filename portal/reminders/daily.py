@@ -55,6 +55,10 @@ def recurring_cases(today: date, dry_run: bool) -> list[str]:
         f"{verb} create client:{client_id} {code} {label}"
         for client_id, code, label in report.created
     ]
+    lines += [
+        f"{verb} cancel client:{client_id} {code} {label}"
+        for client_id, code, label, _reason in report.retired
+    ]
     lines.append(f"{len(report.created)} case(s) created, {len(report.skipped)} skipped")
     return lines
 
