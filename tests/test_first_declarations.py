@@ -525,3 +525,21 @@ def test_phantom_cases_are_cancelled_unless_someone_worked_on_them(org, agent):
     # Run again: nothing more to cancel, nothing more to create.
     again = create_coming_cases(today, org_ids=[org.id])
     assert again.retired == [] and again.created == []
+
+
+def test_open_case_form_proposes_the_first_declaration(http, org, agent, newcomer, monkeypatch):
+    monkeypatch.setattr("portal.cases.views.today", lambda: date(2026, 3, 20))
+    db.session.commit()
+    http.login(agent)
+    page = f"/usagers/{newcomer.id}/dossiers/nouveau"
+    html = http.get(f"{page}?demarche=urssaf-ca").get_data(as_text=True)
+    assert 'value="2026-03..2026-06"' in html
+    refused = http.post_form(page, {"procedure": "urssaf-ca", "period": "2026-04"}, page=page)
+    assert refused.status_code == 200
+    assert "La première déclaration regroupe mars à juin 2026" in refused.get_data(as_text=True)
+    opened = http.post_form(
+        page, {"procedure": "urssaf-ca", "period": "2026-03..2026-06"}, page=page
+    )
+    assert opened.status_code == 302
+    shown = http.get(opened.headers["Location"]).get_data(as_text=True)
+    assert "mars à juin 2026" in shown and "31/07/2026" in shown
