@@ -856,14 +856,20 @@ def test_every_catalog_procedure_has_a_default_period() -> None:
 # --- CLI -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cli() -> Any:
+def command_runner(command: Any) -> Any:
+    """A CLI runner for one command on an app with an empty in-memory database."""
     import portal
-    from portal.cases.commands import due_date_command
 
     flask_app = portal.create_app({"DATABASE_URL": "sqlite://"})
-    flask_app.cli.add_command(due_date_command)
+    flask_app.cli.add_command(command)
     return flask_app.test_cli_runner()
+
+
+@pytest.fixture(scope="module")
+def cli() -> Any:
+    from portal.cases.commands import due_date_command
+
+    return command_runner(due_date_command)
 
 
 def run(cli: Any, *args: str) -> Any:

@@ -10,16 +10,14 @@ import pytest
 
 from portal.cases.commands import plan, profile_situation
 from portal.clients.models import Client
+from tests.test_deadlines import command_runner
 
 
 @pytest.fixture(scope="module")
 def cli() -> Any:
-    import portal
     from portal.cases.commands import plan_client_command
 
-    flask_app = portal.create_app({"DATABASE_URL": "sqlite://"})
-    flask_app.cli.add_command(plan_client_command)
-    return flask_app.test_cli_runner()
+    return command_runner(plan_client_command)
 
 
 def run(cli: Any, *args: str) -> Any:
