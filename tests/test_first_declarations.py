@@ -543,3 +543,25 @@ def test_open_case_form_proposes_the_first_declaration(http, org, agent, newcome
     assert opened.status_code == 302
     shown = http.get(opened.headers["Location"]).get_data(as_text=True)
     assert "mars à juin 2026" in shown and "31/07/2026" in shown
+
+
+def test_a_first_declaration_needs_a_rule_that_dates_a_run(tmp_path) -> None:
+    from tests.test_catalog import broken
+
+    def change(data: Any) -> None:
+        data["period"] = "month"
+        data["recurrence"] = "monthly"
+        data["deadline"] = {
+            "rule": "day_in_period_month",
+            "weekend": "none",
+            "holiday_zone": "metropole",
+            "params": {"day": 25},
+            "tag": "S",
+        }
+        data["first_declaration"] = {"covers": {"month": 2}, "not_before_days": 0, "tag": "S"}
+
+    message = broken(tmp_path, change)
+    assert message == (
+        "demo.yaml: first_declaration: deadline rule 'day_in_period_month' cannot date a run of "
+        "periods (allowed: end_of_following_month)"
+    )

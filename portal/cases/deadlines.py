@@ -1,9 +1,10 @@
 """Due dates of procedures, as pure functions of (procedure, period, client situation).
 
-Each catalog procedure names a deadline rule (see catalog-schema.md); this module turns it into a
-date, shifts it past weekends and public holidays when the administration does so, and says
-which periods a client owes on a given day. Nothing here touches the database or Flask's
-request, so the recurring-case generator, the views and the CLI all share the same answers.
+Each catalog procedure names a deadline rule (portal/checklists/catalog.py); this module turns
+it into a date, shifts it past weekends and public holidays when the administration does so,
+and says which periods a client owes on a given day. Nothing here touches the database or
+Flask's request, so the recurring-case generator, the views and the CLI all share the same
+answers.
 """
 
 from __future__ import annotations

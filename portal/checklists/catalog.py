@@ -713,7 +713,13 @@ def _read_deadline(r: _Reader, raw: Any, period: str, tables: Mapping[str, Table
     )
 
 
-def _read_first_declaration(r: _Reader, raw: Any, period: str) -> FirstDeclaration | None:
+# Rules that date a run of periods from its end, as they date one period.
+FIRST_DECLARATION_RULES = ("end_of_following_month",)
+
+
+def _read_first_declaration(
+    r: _Reader, raw: Any, period: str, deadline: DeadlineRule
+) -> FirstDeclaration | None:
     if raw is None:
         return None
     m = r.mapping(raw, "first_declaration", ("covers", "not_before_days", "tag"), ("note",))
@@ -729,6 +735,12 @@ def _read_first_declaration(r: _Reader, raw: Any, period: str) -> FirstDeclarati
         value = r.integer(count, path, minimum=1, maximum=FIRST_DECLARATION_KINDS[kind])
         assert value is not None
         covers[kind] = value
+    if deadline.rule not in FIRST_DECLARATION_RULES:
+        raise r.error(
+            "first_declaration",
+            f"deadline rule {deadline.rule!r} cannot date a run of periods "
+            f"(allowed: {', '.join(FIRST_DECLARATION_RULES)})",
+        )
     days = r.integer(
         m["not_before_days"], "first_declaration.not_before_days", minimum=0, maximum=366
     )
@@ -770,6 +782,7 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
     )
     if not sources:
         raise r.error("sources", "empty list (every procedure names its sources)")
+    deadline = _read_deadline(r, m["deadline"], period, tables)
     portal_url = r.required_text(m["portal_url"], "portal_url")
     if not portal_url.startswith("https://"):
         raise r.error("portal_url", f"{portal_url!r} is not an https:// address")
@@ -785,7 +798,7 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
         period=period,
         recurrence=recurrence,
         auto_create=auto_create,
-        deadline=_read_deadline(r, m["deadline"], period, tables),
+        deadline=deadline,
         questions=questions,
         values=values,
         documents=documents,
@@ -796,7 +809,7 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
             m.get("upload_limit_mb"), "upload_limit_mb", nullable=True, minimum=1
         ),
         sources=sources,
-        first_declaration=_read_first_declaration(r, m.get("first_declaration"), period),
+        first_declaration=_read_first_declaration(r, m.get("first_declaration"), period, deadline),
     )
 
 
