@@ -161,7 +161,7 @@ class Period:
     @property
     def parts(self) -> tuple[Period, ...]:
         """The single periods a run is made of (just itself for a single period)."""
-        if SPAN not in self.label:
+        if not self.is_run:
             return (self,)
         parts = [Period.containing(self.kind, self.start)]
         while parts[-1].end < self.end:
