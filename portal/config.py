@@ -87,6 +87,9 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
     https = _bool(get("POCHETTE_HTTPS"), default=production)
     smtp_host = get("POCHETTE_SMTP_HOST") or None
     max_upload_mb = _int(env, "POCHETTE_MAX_UPLOAD_MB", 20)
+    trusted_proxies = _int(env, "POCHETTE_TRUSTED_PROXIES", 0)
+    if not 0 <= trusted_proxies <= 5:
+        raise ConfigError("POCHETTE_TRUSTED_PROXIES must be between 0 and 5 (reverse proxies)")
 
     return {
         "ENV_NAME": mode,
@@ -117,6 +120,10 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "SMTP_PASSWORD": get("POCHETTE_SMTP_PASSWORD") or None,
         "SMTP_STARTTLS": _bool(get("POCHETTE_SMTP_STARTTLS"), default=True),
         "MAIL_FROM": get("POCHETTE_MAIL_FROM") or "Pochette <ne-pas-repondre@pochette.invalid>",
+        # Reverse proxies in front of the app (0: clients connect directly). With n, the client
+        # address is the n-th from the right of X-Forwarded-For: rate limits and the journal
+        # see the person, not the proxy; a client cannot spoof it past the proxies we trust.
+        "TRUSTED_PROXIES": trusted_proxies,
         "PUBLIC_URL": (get("POCHETTE_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "INVITATION_TTL_HOURS": _int(env, "POCHETTE_INVITATION_TTL_HOURS", 72),
         # The link page's script sends one file per request, so a request over one file's

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from portal import audit
+from portal import audit, create_app
 from portal.accounts.models import Role, User
 from portal.accounts.operations import AccountError, add_user
 from portal.audit import AppendOnlyError, AuditEvent
 from portal.db import db
+from portal.extensions import limiter
 from portal.security import RedactTokens, new_token, token_digest, verify_password
 from tests import factories
 
@@ -60,6 +63,54 @@ def test_login_throttled_per_ip(app, http, admin):
     finally:
         app.config["LOGIN_LIMIT_PER_IP"] = "20 per minute"
     assert codes == [200, 200, 200, 429]
+
+
+def _last_failed_login_ip() -> str | None:
+    return db.session.scalars(
+        select(AuditEvent.ip)
+        .where(AuditEvent.action == "login.failed")
+        .order_by(AuditEvent.id.desc())
+    ).first()
+
+
+def test_trusted_proxies_setting_gives_limits_and_journal_the_client_address(
+    settings, connection, admin
+):
+    """Behind one proxy: X-Forwarded-For names the person; each address has its own budget."""
+    proxied = create_app({**settings, "TRUSTED_PROXIES": 1, "LOGIN_LIMIT_PER_IP": "2 per minute"})
+    db.bind_to(proxied, connection)
+    with proxied.app_context():
+        limiter.reset()
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+
+    def attempt(client: Any, forwarded: str) -> int:
+        headers = {"X-Forwarded-For": forwarded}
+        page = client.get("/connexion", headers=headers, environ_base=proxy)
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.get_data(as_text=True))
+        assert token
+        return client.post(
+            "/connexion",
+            data={"csrf_token": token.group(1), "email": "nobody@x.example", "password": "x"},
+            headers=headers,
+            environ_base=proxy,
+        ).status_code
+
+    first, second = proxied.test_client(), proxied.test_client()
+    assert [attempt(first, "203.0.113.7") for _ in range(3)] == [200, 200, 429]
+    assert attempt(second, "198.51.100.9") == 200  # another person behind the same proxy
+    with proxied.app_context():
+        assert _last_failed_login_ip() == "198.51.100.9"
+    db.bind_to(proxied, None)
+
+
+def test_forwarded_for_is_ignored_without_trusted_proxies(app, http, admin):
+    """The default (no proxy): a client cannot choose the address he is counted under."""
+    http.post_form(
+        "/connexion",
+        {"email": "nobody@x.example", "password": "x"},
+        headers={"X-Forwarded-For": "203.0.113.66"},
+    )
+    assert _last_failed_login_ip() == "127.0.0.1"
 
 
 def test_viewer_and_agent_cannot_reach_admin_pages(app, viewer, agent, admin):
