@@ -76,6 +76,20 @@ def test_logout_requires_post_and_ends_session(login, admin):
     assert http.get("/").headers["Location"].startswith("/connexion")
 
 
+def test_a_cookie_copied_before_logout_no_longer_works(app, login, admin):
+    http = login(admin)
+    copied = http.get_cookie("pochette_session").value
+    thief = app.test_client()
+    thief.set_cookie("pochette_session", copied)
+    assert thief.get("/equipe").status_code == 200  # a copied cookie is the session...
+    http.post_form("/deconnexion", page="/")
+    response = thief.get("/")  # ...until the person logs out
+    assert response.status_code == 302 and response.headers["Location"].startswith("/connexion")
+    assert thief.get("/equipe").status_code == 302
+    db.session.refresh(admin)
+    assert admin.session_version == 2
+
+
 def test_admin_invites_a_person_who_sets_a_password_and_logs_in(login, admin, app, capsys):
     http = login(admin)
     response = http.post_form(

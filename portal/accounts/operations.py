@@ -160,6 +160,13 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
+def end_sessions(user: User, action: str) -> None:
+    """Every session of the account stops working, copied cookies included: the session id
+    carries the version (`load_session_user`). Logging out ends them all, on every device."""
+    user.session_version += 1
+    audit.record(user.org_id, user.ref, action, user.ref)
+
+
 def _active_admins(org_id: int) -> int:
     stmt = select(func.count()).where(
         User.org_id == org_id, User.role == Role.admin, User.active.is_(True)

@@ -40,6 +40,7 @@ from portal.accounts.operations import (
     authenticate,
     change_password,
     change_role,
+    end_sessions,
     find_token,
     issue_token,
     normalise_email,
@@ -106,7 +107,7 @@ def login() -> str | Response:
 @login_required
 def logout() -> Response:
     if ActionForm().validate_on_submit():
-        audit.record(current_user.org_id, current_user.ref, "logout", current_user.ref)
+        end_sessions(current_user, "logout")
         db.session.commit()
         logout_user()
         flash(_("Vous êtes déconnecté."), "info")
