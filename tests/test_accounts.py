@@ -132,15 +132,46 @@ def test_admin_invites_a_person_who_sets_a_password_and_logs_in(login, admin, ap
     assert "Nadia Nouvelle" in http.get("/").get_data(as_text=True)
 
 
-def test_invitation_refuses_an_email_already_used(login, admin, other_admin):
+def test_inviting_an_address_used_elsewhere_looks_like_any_invitation(
+    login, admin, agent, other_admin, capsys
+):
+    """The admin cannot tell whether an address has an account in another organisation."""
     http = login(admin)
-    response = http.post_form(
+    capsys.readouterr()
+
+    def invite(name: str, email: str) -> tuple[int, str, str]:
+        response = http.post_form(
+            "/equipe/inviter",
+            {"name": name, "email": email, "role": "viewer"},
+            page="/equipe/inviter",
+        )
+        flashed = http.get(response.headers["Location"]).get_data(as_text=True)
+        message = re.search(r"Invitation envoyée à [^<]+", flashed)
+        return (
+            response.status_code,
+            response.headers["Location"],
+            message.group(0) if message else "",
+        )
+
+    fresh = invite("Nouvelle", "libre@exemple.fr")
+    printed_fresh = capsys.readouterr().out
+    taken = invite("Doublon", other_admin.email.upper())
+    printed_taken = capsys.readouterr().out
+    assert fresh[:2] == taken[:2] == (302, "/equipe")
+    assert fresh[2] == "Invitation envoyée à libre@exemple.fr."
+    assert taken[2] == f"Invitation envoyée à {other_admin.email}."
+    assert "/mot-de-passe/" in printed_fresh
+    # No account is made; the address's owner is told why, and gets no link.
+    assert db.session.scalar(select(User).where(User.name == "Doublon")) is None
+    assert "sert déjà à un compte Pochette" in printed_taken
+    assert "/mot-de-passe/" not in printed_taken
+    # An address of one's own team is said plainly: nothing is revealed.
+    same = http.post_form(
         "/equipe/inviter",
-        {"name": "Doublon", "email": other_admin.email, "role": "viewer"},
+        {"name": "Moi", "email": agent.email, "role": "viewer"},
         page="/equipe/inviter",
     )
-    assert "Un compte existe déjà avec cette adresse e-mail." in response.get_data(as_text=True)
-    assert db.session.scalar(select(User).where(User.name == "Doublon")) is None
+    assert "déjà celle d’un membre de votre équipe" in same.get_data(as_text=True)
 
 
 def test_expired_token_is_refused(ctx, agent):

@@ -62,6 +62,25 @@ def email_taken(email: str) -> bool:
         return bool(db.session.execute(stmt).scalar_one())
 
 
+def _account_with_email(email: str) -> User | None:
+    stmt = select(User).where(User.email == normalise_email(email))
+    with across_orgs():
+        return db.session.execute(stmt).scalar_one_or_none()
+
+
+def invite_user(org: Organisation, actor: str, *, email: str, name: str, role: Role) -> User | None:
+    """A new account waiting for its password; None when the address already has an account in
+    another organisation. The caller answers both alike ("invitation sent") and, for None, tells
+    the address's owner by e-mail: the admin must not learn that the address is used elsewhere.
+    """
+    existing = _account_with_email(email)
+    if existing is not None and existing.org_id == org.id:
+        raise AccountError(_l("Cette adresse est déjà celle d’un membre de votre équipe."))
+    if existing is not None:
+        return None
+    return add_user(org, actor, email=email, name=name, role=role)
+
+
 def add_user(
     org: Organisation,
     actor: str,
