@@ -113,6 +113,8 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_LIMIT_PER_IP": get("POCHETTE_LOGIN_LIMIT_PER_IP") or "20 per minute",
         "LOGIN_LIMIT_PER_ACCOUNT": get("POCHETTE_LOGIN_LIMIT_PER_ACCOUNT") or "5 per 15 minutes",
+        # Past that, a browser the account never used gets one try per address this often.
+        "LOGIN_SLOW_SECONDS": _int(env, "POCHETTE_LOGIN_SLOW_SECONDS", 30),
         # Mail: printed on the console unless an SMTP host is set.
         "SMTP_HOST": smtp_host,
         "SMTP_PORT": _int(env, "POCHETTE_SMTP_PORT", 587),

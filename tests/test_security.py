@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
 import pytest
@@ -34,17 +35,65 @@ def test_state_change_without_csrf_token_is_refused(login, admin, agent):
     assert agent.active is True
 
 
-def test_login_throttled_per_account_after_repeated_failures(app, http, admin, agent):
-    for _ in range(5):
-        response = http.post_form("/connexion", {"email": admin.email, "password": "mauvais"})
-        assert response.status_code == 200
-    # Even the right password is refused now, with a French page.
-    blocked = http.post_form("/connexion", {"email": admin.email, "password": factories.PASSWORD})
-    assert blocked.status_code == 429
-    assert "Trop de tentatives" in blocked.get_data(as_text=True)
-    # Another account from the same address is not locked out by it.
-    other = app.test_client()
-    assert other.login(agent).status_code == 302
+def _try(client: Any, email: str, password: str, address: str = "127.0.0.1") -> Any:
+    return client.post_form(
+        "/connexion",
+        {"email": email, "password": password},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_failing_on_purpose_cannot_lock_the_owner_out(app, http, admin, agent):
+    """Past the account's budget, guessing slows to one try per address every few seconds,
+    but the right password gets in: at once from a browser the owner used before, after a
+    short wait from a new one; and he is told that his account was targeted."""
+    app.config["LOGIN_SLOW_SECONDS"] = 2
+    try:
+        usual = app.test_client()
+        usual.login(admin)  # the owner's own browser, known from now on
+        usual.post_form("/deconnexion", page="/")
+        for _ in range(5):
+            assert _try(http, admin.email, "mauvais").status_code == 200
+        slowed = _try(http, admin.email, "mauvais")  # one try in the slow lane...
+        assert slowed.status_code == 200
+        assert "un essai est possible toutes les 2 secondes" in slowed.get_data(as_text=True)
+        refused = _try(http, admin.email, "mauvais")  # ...and the next one must wait
+        assert refused.status_code == 429
+        assert "Trop d’essais pour ce compte" in refused.get_data(as_text=True)
+
+        # The owner's usual browser is not slowed, and he learns of the failed tries.
+        assert _try(usual, admin.email, factories.PASSWORD).status_code == 302
+        dashboard = usual.get("/").get_data(as_text=True)
+        assert "Beaucoup d’essais de mot de passe ont échoué sur votre compte" in dashboard
+        # A new browser elsewhere gets its own slow-lane try: the right password passes.
+        elsewhere = app.test_client()
+        assert _try(elsewhere, admin.email, factories.PASSWORD, "192.0.2.50").status_code == 302
+        # A new browser behind the attacker's address waits the short delay, then gets in.
+        same_address = app.test_client()
+        assert _try(same_address, admin.email, factories.PASSWORD).status_code == 429
+        time.sleep(2.2)
+        assert _try(same_address, admin.email, factories.PASSWORD).status_code == 302
+        # Another account from the same address is not slowed by it.
+        assert app.test_client().login(agent).status_code == 302
+    finally:
+        app.config["LOGIN_SLOW_SECONDS"] = 30
+
+
+def test_unknown_addresses_are_slowed_alike(http):
+    """The slow lane says nothing about whether an address has an account."""
+    for _ in range(6):
+        last = _try(http, "personne@nulle-part.example", "mauvais")
+    assert last.status_code == 200
+    assert "un essai est possible toutes les 30 secondes" in last.get_data(as_text=True)
+    assert _try(http, "personne@nulle-part.example", "mauvais").status_code == 429
+
+
+def test_a_known_browser_has_its_own_budget(app, admin):
+    usual = app.test_client()
+    usual.login(admin)
+    usual.post_form("/deconnexion", page="/")
+    codes = [_try(usual, admin.email, "mauvais").status_code for _ in range(6)]
+    assert codes == [200] * 5 + [429]
 
 
 def test_successful_logins_do_not_count_against_the_account(app, admin):
