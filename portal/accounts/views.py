@@ -48,6 +48,7 @@ from portal.accounts.operations import (
     set_locale,
     set_password_from_token,
 )
+from portal.cases import feeds
 from portal.db import db
 from portal.extensions import limiter
 from portal.tenancy import get_or_404, scoped
@@ -299,6 +300,8 @@ def _toggle(user_id: int, active: bool) -> Response:
         except AccountError as exc:
             flash(str(exc.message), "error")
         else:
+            if not active:
+                feeds.revoke_feeds_of(user, current_user.ref)
             db.session.commit()
             flash(_("Compte réactivé.") if active else _("Compte désactivé."), "success")
     return redirect(url_for("accounts.member", user_id=user.id))
