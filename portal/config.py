@@ -139,7 +139,9 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "LINK_LIMIT_PER_IP": get("POCHETTE_LINK_LIMIT_PER_IP") or "60 per minute",
         "LINK_UPLOAD_LIMIT_PER_IP": get("POCHETTE_LINK_UPLOAD_LIMIT_PER_IP") or "30 per minute",
         "LINK_VERIFY_TRIES": 5,
-        "LINK_VERIFY_LOCK_MINUTES": 15,
+        # Each lock after LINK_VERIFY_TRIES wrong birth dates lasts longer; one more lock than
+        # listed suspends the link until staff reopen it (the agent is told).
+        "LINK_VERIFY_LOCKS_MINUTES": (15, 60),
         # Cookies and sessions.
         "SESSION_COOKIE_NAME": "pochette_session",
         "SESSION_COOKIE_HTTPONLY": True,

@@ -182,3 +182,18 @@ def revoke(client_id: int, link_id: int) -> Response:
             _("Lien révoqué : il ne fonctionne plus, même pour une page déjà ouverte."), "success"
         )
     return _back(client)
+
+
+@bp.post("/usagers/<int:client_id>/liens/<int:link_id>/rouvrir")
+@login_required
+def reopen(client_id: int, link_id: int) -> Response:
+    """Lift a suspension after too many wrong birth dates (staff checked it was the client)."""
+    client = get_or_404(Client, client_id)
+    link = get_or_404(UploadLink, link_id)
+    if link.client_id != client.id:
+        abort(404)
+    require(Role.agent)
+    if ActionForm().validate_on_submit() and links.reopen_link(link, current_user.ref):
+        db.session.commit()
+        flash(_("Lien rouvert : l’usager peut à nouveau taper sa date de naissance."), "success")
+    return _back(client)
