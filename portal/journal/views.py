@@ -86,6 +86,8 @@ ACTION_LABELS: dict[str, Any] = {
     "link.opened": _l("Lien de dépôt ouvert"),
     "link.revoked": _l("Lien de dépôt révoqué"),
     "link.locked": _l("Lien de dépôt bloqué"),
+    "link.suspended": _l("Lien de dépôt suspendu"),
+    "link.reopened": _l("Lien de dépôt rouvert"),
     "links.expired": _l("Liens de dépôt expirés"),
     "links.purged": _l("Liens de dépôt périmés supprimés"),
     "pack.requested": _l("Pochette demandée"),
