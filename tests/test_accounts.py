@@ -19,6 +19,7 @@ from portal.accounts.operations import (
 from portal.audit import AuditEvent
 from portal.db import db
 from tests import factories
+from tests.factories import PASSWORD
 
 
 def _events(action: str) -> list[AuditEvent]:
@@ -133,9 +134,10 @@ def test_admin_invites_a_person_who_sets_a_password_and_logs_in(login, admin, ap
 
 
 def test_inviting_an_address_used_elsewhere_looks_like_any_invitation(
-    login, admin, agent, other_admin, capsys
+    app, login, admin, agent, other_admin, capsys
 ):
-    """The admin cannot tell whether an address has an account in another organisation."""
+    """The admin cannot tell whether an address has an account in another organisation: the
+    invitation goes the same way, and the person gets a second account, with its own password."""
     http = login(admin)
     capsys.readouterr()
 
@@ -145,33 +147,47 @@ def test_inviting_an_address_used_elsewhere_looks_like_any_invitation(
             {"name": name, "email": email, "role": "viewer"},
             page="/equipe/inviter",
         )
-        flashed = http.get(response.headers["Location"]).get_data(as_text=True)
-        message = re.search(r"Invitation envoyée à [^<]+", flashed)
-        return (
-            response.status_code,
-            response.headers["Location"],
-            message.group(0) if message else "",
-        )
+        page = http.get(response.headers["Location"]).get_data(as_text=True)
+        said = re.search(r"Invitation envoyée à [^<]+", page).group(0)
+        return response.status_code, said, capsys.readouterr().out
 
     fresh = invite("Nouvelle", "libre@exemple.fr")
-    printed_fresh = capsys.readouterr().out
     taken = invite("Doublon", other_admin.email.upper())
-    printed_taken = capsys.readouterr().out
-    assert fresh[:2] == taken[:2] == (302, "/equipe")
-    assert fresh[2] == "Invitation envoyée à libre@exemple.fr."
-    assert taken[2] == f"Invitation envoyée à {other_admin.email}."
-    assert "/mot-de-passe/" in printed_fresh
-    # No account is made; the address's owner is told why, and gets no link.
-    assert db.session.scalar(select(User).where(User.name == "Doublon")) is None
-    assert "sert déjà à un compte Pochette" in printed_taken
-    assert "/mot-de-passe/" not in printed_taken
+    assert fresh[0] == taken[0] == 302
+    assert (fresh[1], taken[1]) == (
+        "Invitation envoyée à libre@exemple.fr.",
+        f"Invitation envoyée à {other_admin.email}.",
+    )
+    assert "/mot-de-passe/" in fresh[2] and "/mot-de-passe/" in taken[2]
+    link = re.search(r"http://localhost(/mot-de-passe/\S+)", taken[2]).group(1)
+    # The same person sets a password: not the one of her other account (she is told, as the
+    # owner of both), then a different one; each password opens its own organisation.
+    person = app.test_client()
+    same = person.post_form(link, {"password": PASSWORD, "confirm": PASSWORD}, page=link)
+    assert "déjà celui de votre compte Pochette dans une autre organisation" in same.get_data(
+        as_text=True
+    )
+    other = "une autre phrase assez longue"
+    done = person.post_form(link, {"password": other, "confirm": other}, page=link)
+    assert done.status_code == 302
+    here = db.session.scalar(select(User).where(User.name == "Doublon"))
+    assert here.org_id == admin.org_id and here.email == other_admin.email
+    for password, expected in ((PASSWORD, other_admin), (other, here)):
+        browser = app.test_client()
+        response = browser.post_form(
+            "/connexion", {"email": other_admin.email, "password": password}
+        )
+        assert response.status_code == 302
+        assert expected.name in browser.get("/").get_data(as_text=True)
     # An address of one's own team is said plainly: nothing is revealed.
-    same = http.post_form(
+    again = http.post_form(
         "/equipe/inviter",
         {"name": "Moi", "email": agent.email, "role": "viewer"},
         page="/equipe/inviter",
     )
-    assert "déjà celle d’un membre de votre équipe" in same.get_data(as_text=True)
+    assert "existe déjà avec cette adresse e-mail dans votre organisation" in again.get_data(
+        as_text=True
+    )
 
 
 def test_expired_token_is_refused(ctx, agent):

@@ -18,6 +18,7 @@ from portal.db import db
 from portal.extensions import limiter
 from portal.security import RedactTokens, new_token, token_digest, verify_password
 from tests import factories
+from tests.factories import PASSWORD
 
 
 def test_login_without_csrf_token_is_refused(http, admin):
@@ -254,10 +255,21 @@ def test_audit_journal_is_append_only(ctx, admin):
     db.session.rollback()
 
 
-def test_user_emails_are_unique_across_organisations(ctx, admin, other_org):
-    with pytest.raises(AccountError):
-        add_user(other_org, "test", email=admin.email.upper(), name="X", role=Role.agent)
+def test_user_emails_are_unique_within_an_organisation(ctx, admin, org, other_org):
+    with pytest.raises(AccountError, match="dans votre organisation"):
+        add_user(org, "test", email=admin.email.upper(), name="X", role=Role.agent)
     assert db.session.scalar(select(User).where(User.name == "X")) is None
+    # Another organisation may have an account for the same person, with its own password.
+    with pytest.raises(AccountError, match="une autre organisation"):
+        add_user(other_org, "test", email=admin.email, name="Y", role=Role.agent, password=PASSWORD)
+    add_user(other_org, "test", email=admin.email, name="Y", role=Role.agent)
+    db.session.flush()
+    assert {
+        u.org_id for u in db.session.scalars(select(User).where(User.email == admin.email))
+    } == {
+        org.id,
+        other_org.id,
+    }
 
 
 @pytest.mark.parametrize(

@@ -33,17 +33,16 @@ from portal.accounts.forms import (
     RoleForm,
     SetPasswordForm,
 )
-from portal.accounts.models import Organisation, Role, TokenPurpose, User
+from portal.accounts.models import Role, TokenPurpose, User
 from portal.accounts.operations import (
     AccountError,
+    add_user,
     authenticate,
     change_password,
     change_role,
     end_sessions,
     find_token,
-    invite_user,
     issue_token,
-    normalise_email,
     set_active,
     set_locale,
     set_password_from_token,
@@ -226,36 +225,23 @@ def invite() -> str | Response:
     require(Role.admin)
     form = InviteForm()
     if form.validate_on_submit():
-        email = normalise_email(form.email.data)
         try:
-            user = invite_user(
+            user = add_user(
                 current_user.org,
                 current_user.ref,
-                email=email,
+                email=form.email.data,
                 name=form.name.data,
                 role=Role(form.role.data),
             )
         except AccountError as exc:
             form.email.errors.append(exc.message)
         else:
-            if user is None:  # an account of another organisation: its owner is told, not us
-                _send_taken_notice(email, current_user.org)
-            else:
-                link = new_password_link(user, TokenPurpose.invitation)
-                db.session.commit()
-                _send_invitation(user, link)
-            # The same answer either way, back to the team list.
-            flash(_("Invitation envoyée à %(email)s.", email=email), "success")
-            return redirect(url_for("accounts.team"))
+            link = new_password_link(user, TokenPurpose.invitation)
+            db.session.commit()
+            _send_invitation(user, link)
+            flash(_("Invitation envoyée à %(email)s.", email=user.email), "success")
+            return redirect(url_for("accounts.member", user_id=user.id))
     return render_template("accounts/invite.html", form=form)
-
-
-def _send_taken_notice(email: str, org: Organisation) -> None:
-    mail.send(
-        email,
-        _("Votre accès à Pochette"),
-        render_template("accounts/invitation_taken.txt", org=org),
-    )
 
 
 @bp.get("/equipe/<int:user_id>")
