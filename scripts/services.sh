@@ -262,22 +262,13 @@ EOF
   fi
   local keys
   mapfile -t keys <"$jwt_file"
-  (umask 077 && cat >"$DIR/weed/security.toml" <<EOF
-[jwt.signing]
-key = "${keys[0]}"
-expires_after_seconds = 10
-[jwt.signing.read]
-key = "${keys[1]}"
-expires_after_seconds = 10
-[jwt.filer_signing]
-key = "${keys[2]}"
-expires_after_seconds = 10
-[jwt.filer_signing.read]
-key = "${keys[3]}"
-expires_after_seconds = 10
-[access]
-ui = false
-EOF
+  local sections=(jwt.signing jwt.signing.read jwt.filer_signing jwt.filer_signing.read) i
+  (
+    umask 077
+    for i in "${!sections[@]}"; do
+      printf '[%s]\nkey = "%s"\nexpires_after_seconds = 10\n' "${sections[$i]}" "${keys[$i]}"
+    done >"$DIR/weed/security.toml"
+    printf '[access]\nui = false\n' >>"$DIR/weed/security.toml"
   )
   # setsid: keep weed out of the caller's terminal signals (Ctrl-C, hangup).
   TMPDIR="$DIR/weed/tmp" setsid "$WEED" -config_dir="$DIR/weed" -logdir="$DIR/weed/logs" mini \
