@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, g
 from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal import background, config, errors, security, storage, tenancy
 from portal.db import db
@@ -39,6 +40,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config.load(Path(app.instance_path)))
     if overrides:
         app.config.update(overrides)
+    if app.config["TRUSTED_PROXIES"]:
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     app.jinja_env.add_extension("jinja2.ext.do")
 
     db.init_app(app)

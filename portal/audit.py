@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import JSON, ForeignKey, Index, String, event
+from sqlalchemy import JSON, ForeignKey, Index, String, event, null, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
@@ -49,14 +49,40 @@ def _refuse_change(_mapper: Mapper[Any], _connection: Any, _target: AuditEvent) 
 # every statement sent to the database is checked too. Deleting an organisation still removes
 # its journal, by the foreign key's ON DELETE CASCADE inside the database.
 _CHANGES_JOURNAL = re.compile(r"\s*(?:UPDATE|DELETE\s+FROM)\s+\"?audit_events\b", re.IGNORECASE)
+# The one exception (`blank_ips`): a statement that sets the address to NULL and nothing else,
+# sent with this execution option. Anything else, with or without the option, is refused.
+BLANK_IPS_OPTION = "pochette_journal_blank_ips"
+_BLANKS_IPS_ONLY = "UPDATE audit_events SET ip=NULL WHERE "
 
 
 @event.listens_for(Engine, "before_cursor_execute")
 def _refuse_statement(
-    _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+    _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
 ) -> None:
-    if _CHANGES_JOURNAL.match(statement):
-        raise AppendOnlyError("the audit journal is append-only")
+    if not _CHANGES_JOURNAL.match(statement):
+        return
+    options = getattr(context, "execution_options", None) or {}
+    if options.get(BLANK_IPS_OPTION) and statement.startswith(_BLANKS_IPS_ONLY):
+        return
+    raise AppendOnlyError("the audit journal is append-only")
+
+
+def blank_ips(org_id: int, actors: list[str]) -> int:
+    """Forget the IP addresses of the events these actors made (an erased client's links).
+
+    The only change the journal accepts, and only through here: what happened, when and by
+    which link stays; the address, personal data of the client, goes. Returns the count.
+    """
+    if not actors:
+        return 0
+    table = AuditEvent.__table__
+    stmt = (
+        update(table)
+        .where(table.c.org_id == org_id, table.c.actor.in_(actors), table.c.ip.is_not(None))
+        .values(ip=null())
+    )
+    result = db.session.execute(stmt, execution_options={BLANK_IPS_OPTION: True})
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def ref(kind: str, ident: int | None) -> str | None:

@@ -87,6 +87,9 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
     https = _bool(get("POCHETTE_HTTPS"), default=production)
     smtp_host = get("POCHETTE_SMTP_HOST") or None
     max_upload_mb = _int(env, "POCHETTE_MAX_UPLOAD_MB", 20)
+    trusted_proxies = _int(env, "POCHETTE_TRUSTED_PROXIES", 0)
+    if not 0 <= trusted_proxies <= 5:
+        raise ConfigError("POCHETTE_TRUSTED_PROXIES must be between 0 and 5 (reverse proxies)")
 
     return {
         "ENV_NAME": mode,
@@ -110,6 +113,8 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_LIMIT_PER_IP": get("POCHETTE_LOGIN_LIMIT_PER_IP") or "20 per minute",
         "LOGIN_LIMIT_PER_ACCOUNT": get("POCHETTE_LOGIN_LIMIT_PER_ACCOUNT") or "5 per 15 minutes",
+        # Past that, a browser the account never used gets one try per address this often.
+        "LOGIN_SLOW_SECONDS": _int(env, "POCHETTE_LOGIN_SLOW_SECONDS", 30),
         # Mail: printed on the console unless an SMTP host is set.
         "SMTP_HOST": smtp_host,
         "SMTP_PORT": _int(env, "POCHETTE_SMTP_PORT", 587),
@@ -117,6 +122,10 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "SMTP_PASSWORD": get("POCHETTE_SMTP_PASSWORD") or None,
         "SMTP_STARTTLS": _bool(get("POCHETTE_SMTP_STARTTLS"), default=True),
         "MAIL_FROM": get("POCHETTE_MAIL_FROM") or "Pochette <ne-pas-repondre@pochette.invalid>",
+        # Reverse proxies in front of the app (0: clients connect directly). With n, the client
+        # address is the n-th from the right of X-Forwarded-For: rate limits and the journal
+        # see the person, not the proxy; a client cannot spoof it past the proxies we trust.
+        "TRUSTED_PROXIES": trusted_proxies,
         "PUBLIC_URL": (get("POCHETTE_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "INVITATION_TTL_HOURS": _int(env, "POCHETTE_INVITATION_TTL_HOURS", 72),
         # The link page's script sends one file per request, so a request over one file's
@@ -130,7 +139,9 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "LINK_LIMIT_PER_IP": get("POCHETTE_LINK_LIMIT_PER_IP") or "60 per minute",
         "LINK_UPLOAD_LIMIT_PER_IP": get("POCHETTE_LINK_UPLOAD_LIMIT_PER_IP") or "30 per minute",
         "LINK_VERIFY_TRIES": 5,
-        "LINK_VERIFY_LOCK_MINUTES": 15,
+        # Each lock after LINK_VERIFY_TRIES wrong birth dates lasts longer; one more lock than
+        # listed suspends the link until staff reopen it (the agent is told).
+        "LINK_VERIFY_LOCKS_MINUTES": (15, 60),
         # Cookies and sessions.
         "SESSION_COOKIE_NAME": "pochette_session",
         "SESSION_COOKIE_HTTPONLY": True,

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from flask.globals import app_ctx
 from sqlalchemy import DateTime, Engine, Enum, MetaData, create_engine, event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -90,10 +91,33 @@ class _Binding:
         return self.connection if self.connection is not None else self.engine
 
 
+# A database's own message may quote a value ('invalid input syntax for type integer: "…"',
+# "DETAIL: Key (email)=(…) already exists", "Failing row contains (…)"): keep its first line,
+# cut before the first quoted value.
+_QUOTED_VALUE = re.compile(r"""[:=]\s*["'(].*""", re.DOTALL)
+
+
+def _hide_values_in_error(context: ExceptionContext) -> None:
+    """Errors keep the statement and the kind of failure, never the values that caused it."""
+    original = context.original_exception
+    if isinstance(original, Exception) and original.args and isinstance(original.args[0], str):
+        first = original.args[0].strip().splitlines()[0] if original.args[0].strip() else ""
+        original.args = (_QUOTED_VALUE.sub(": (value hidden)", first),)
+        wrapped = context.sqlalchemy_exception
+        if wrapped is not None and wrapped.args:  # its text was made from the original's
+            kind = f"{type(original).__module__}.{type(original).__name__}"
+            wrapped.args = (f"({kind}) {original.args[0]}", *wrapped.args[1:])
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for the URL; SQLite gets foreign keys on and its folder made on first use."""
+    """An engine for the URL; SQLite gets foreign keys on and its folder made on first use.
+
+    hide_parameters: a statement's values (a typed e-mail, a client's name) never reach a log,
+    neither through `echo` nor in the text of an error.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo)
+        engine = create_engine(url, echo=echo, hide_parameters=True)
+        event.listen(engine, "handle_error", _hide_values_in_error)
         database = engine.url.database
         if database and database != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
@@ -105,7 +129,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    engine = create_engine(url, echo=echo, pool_pre_ping=True, hide_parameters=True)
+    event.listen(engine, "handle_error", _hide_values_in_error)
+    return engine
 
 
 class Database:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, abort, render_template, request
 from flask_babel import lazy_gettext as _l
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from portal.storage import StorageUnavailable
@@ -74,7 +75,21 @@ def _unexpected(exc: Exception) -> tuple[str | dict[str, object], int]:
     return render_error(InternalServerError.code)
 
 
+def _has_nul(fields: MultiDict[str, str]) -> bool:
+    return any("\x00" in key or any("\x00" in v for v in values) for key, values in fields.lists())
+
+
+def refuse_nul_bytes() -> None:
+    """400 for a NUL character in the path, the query string or a form field: no text column
+    of PostgreSQL can hold one, and no person types one."""
+    if "\x00" in request.path or _has_nul(request.args):
+        abort(400)
+    if request.method in {"POST", "PUT", "PATCH"} and _has_nul(request.form):
+        abort(400)
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(refuse_nul_bytes)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StorageUnavailable, _storage_down)
     app.register_error_handler(Exception, _unexpected)

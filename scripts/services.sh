@@ -7,6 +7,8 @@
 # Ports: POCHETTE_PG_PORT (5440), POCHETTE_REDIS_PORT (6390), POCHETTE_S3_PORT
 # (8433); the other weed ports move by the same offset as the S3 port
 # (master 9433, volume 9440, filer 8988, admin 23746; gRPC = port + 10000).
+# Only the S3 port serves objects: the filer's and volume server's HTTP ports
+# refuse any request without a JWT signed with DIR/weed/jwt-keys (security.toml).
 # Needs root, Debian's postgresql-15 and redis-server, and .venv/bin/weed
 # (scripts/setup.sh --test).
 set -euo pipefail
@@ -251,8 +253,25 @@ weed_start() {
 }
 EOF
   )
+  # The filer's and volume server's HTTP ports answer without credentials: every read and
+  # write there needs a JWT signed with these keys, which only weed's own S3 gateway holds.
+  # Only the S3 port (access keys above) serves objects to anyone else.
+  local jwt_file="$DIR/weed/jwt-keys"
+  if [[ ! -s $jwt_file ]]; then
+    (umask 077 && for _ in 1 2 3 4; do od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; echo; done >"$jwt_file")
+  fi
+  local keys
+  mapfile -t keys <"$jwt_file"
+  local sections=(jwt.signing jwt.signing.read jwt.filer_signing jwt.filer_signing.read) i
+  (
+    umask 077
+    for i in "${!sections[@]}"; do
+      printf '[%s]\nkey = "%s"\nexpires_after_seconds = 10\n' "${sections[$i]}" "${keys[$i]}"
+    done >"$DIR/weed/security.toml"
+    printf '[access]\nui = false\n' >>"$DIR/weed/security.toml"
+  )
   # setsid: keep weed out of the caller's terminal signals (Ctrl-C, hangup).
-  TMPDIR="$DIR/weed/tmp" setsid "$WEED" -logdir="$DIR/weed/logs" mini \
+  TMPDIR="$DIR/weed/tmp" setsid "$WEED" -config_dir="$DIR/weed" -logdir="$DIR/weed/logs" mini \
     -dir="$DIR/weed/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
     -master.port="$MASTER_PORT" -volume.port="$VOLUME_PORT" -filer.port="$FILER_PORT" \
     -s3.port="$S3_PORT" -admin.port="$ADMIN_PORT" \

@@ -19,6 +19,7 @@ from portal.accounts.operations import (
 from portal.audit import AuditEvent
 from portal.db import db
 from tests import factories
+from tests.factories import PASSWORD
 
 
 def _events(action: str) -> list[AuditEvent]:
@@ -76,6 +77,20 @@ def test_logout_requires_post_and_ends_session(login, admin):
     assert http.get("/").headers["Location"].startswith("/connexion")
 
 
+def test_a_cookie_copied_before_logout_no_longer_works(app, login, admin):
+    http = login(admin)
+    copied = http.get_cookie("pochette_session").value
+    thief = app.test_client()
+    thief.set_cookie("pochette_session", copied)
+    assert thief.get("/equipe").status_code == 200  # a copied cookie is the session...
+    http.post_form("/deconnexion", page="/")
+    response = thief.get("/")  # ...until the person logs out
+    assert response.status_code == 302 and response.headers["Location"].startswith("/connexion")
+    assert thief.get("/equipe").status_code == 302
+    db.session.refresh(admin)
+    assert admin.session_version == 2
+
+
 def test_admin_invites_a_person_who_sets_a_password_and_logs_in(login, admin, app, capsys):
     http = login(admin)
     response = http.post_form(
@@ -118,15 +133,61 @@ def test_admin_invites_a_person_who_sets_a_password_and_logs_in(login, admin, ap
     assert "Nadia Nouvelle" in http.get("/").get_data(as_text=True)
 
 
-def test_invitation_refuses_an_email_already_used(login, admin, other_admin):
+def test_inviting_an_address_used_elsewhere_looks_like_any_invitation(
+    app, login, admin, agent, other_admin, capsys
+):
+    """The admin cannot tell whether an address has an account in another organisation: the
+    invitation goes the same way, and the person gets a second account, with its own password."""
     http = login(admin)
-    response = http.post_form(
+    capsys.readouterr()
+
+    def invite(name: str, email: str) -> tuple[int, str, str]:
+        response = http.post_form(
+            "/equipe/inviter",
+            {"name": name, "email": email, "role": "viewer"},
+            page="/equipe/inviter",
+        )
+        page = http.get(response.headers["Location"]).get_data(as_text=True)
+        said = re.search(r"Invitation envoyée à [^<]+", page).group(0)
+        return response.status_code, said, capsys.readouterr().out
+
+    fresh = invite("Nouvelle", "libre@exemple.fr")
+    taken = invite("Doublon", other_admin.email.upper())
+    assert fresh[0] == taken[0] == 302
+    assert (fresh[1], taken[1]) == (
+        "Invitation envoyée à libre@exemple.fr.",
+        f"Invitation envoyée à {other_admin.email}.",
+    )
+    assert "/mot-de-passe/" in fresh[2] and "/mot-de-passe/" in taken[2]
+    link = re.search(r"http://localhost(/mot-de-passe/\S+)", taken[2]).group(1)
+    # The same person sets a password: not the one of her other account (she is told, as the
+    # owner of both), then a different one; each password opens its own organisation.
+    person = app.test_client()
+    same = person.post_form(link, {"password": PASSWORD, "confirm": PASSWORD}, page=link)
+    assert "déjà celui de votre compte Pochette dans une autre organisation" in same.get_data(
+        as_text=True
+    )
+    other = "une autre phrase assez longue"
+    done = person.post_form(link, {"password": other, "confirm": other}, page=link)
+    assert done.status_code == 302
+    here = db.session.scalar(select(User).where(User.name == "Doublon"))
+    assert here.org_id == admin.org_id and here.email == other_admin.email
+    for password, expected in ((PASSWORD, other_admin), (other, here)):
+        browser = app.test_client()
+        response = browser.post_form(
+            "/connexion", {"email": other_admin.email, "password": password}
+        )
+        assert response.status_code == 302
+        assert expected.name in browser.get("/").get_data(as_text=True)
+    # An address of one's own team is said plainly: nothing is revealed.
+    again = http.post_form(
         "/equipe/inviter",
-        {"name": "Doublon", "email": other_admin.email, "role": "viewer"},
+        {"name": "Moi", "email": agent.email, "role": "viewer"},
         page="/equipe/inviter",
     )
-    assert "Un compte existe déjà avec cette adresse e-mail." in response.get_data(as_text=True)
-    assert db.session.scalar(select(User).where(User.name == "Doublon")) is None
+    assert "existe déjà avec cette adresse e-mail dans votre organisation" in again.get_data(
+        as_text=True
+    )
 
 
 def test_expired_token_is_refused(ctx, agent):

@@ -9,8 +9,9 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import event, func, select
 
+from portal.accounts.models import Role
 from portal.cases import feeds
-from portal.cases.models import Case, CaseStatus, ItemStatus
+from portal.cases.models import CalendarFeed, Case, CaseStatus, ItemStatus
 from portal.cases.operations import (
     CaseError,
     DuplicateCase,
@@ -422,6 +423,62 @@ def test_organisation_feed_is_for_admins(http, org, agent, admin):
     assert ".ics" in http2.post_form("/calendrier/organisation", page="/calendrier").get_data(
         as_text=True
     )
+
+
+def _new_feed_path(client, kind: str) -> str:
+    html = client.post_form(f"/calendrier/{kind}", page="/calendrier").get_data(as_text=True)
+    return re.search(r'value="(http[^"]+\.ics)"', html).group(1).removeprefix("http://localhost")
+
+
+def test_feeds_stop_with_their_owner_and_admins_see_them_all(app, org, agent, admin):
+    """The organisation's feed dies with the admin who made it; admins list every feed."""
+    second_admin = factories.UserFactory(org=org, role=Role.admin, name="Bérénice Seconde")
+    db.session.commit()
+    creator = app.test_client()
+    creator.login(second_admin)
+    org_path = _new_feed_path(creator, "organisation")
+    own_path = _new_feed_path(creator, "personnel")
+    colleague = app.test_client()
+    colleague.login(agent)
+    agent_path = _new_feed_path(colleague, "personnel")
+    anonymous = app.test_client()
+    assert {anonymous.get(p).status_code for p in (org_path, own_path, agent_path)} == {200}
+
+    http = app.test_client()
+    http.login(admin)
+    listing = http.get("/calendrier").get_data(as_text=True)
+    assert "Adresses actives dans l'organisation" in listing
+    assert "Toute l'organisation" in listing and "Dossiers de Bérénice Seconde" in listing
+    assert f"Dossiers de {agent.name}" in listing
+    assert listing.count("Bérénice Seconde") == 3  # twice as creator, once as owner
+
+    http.post_form(f"/equipe/{second_admin.id}/desactiver", page=f"/equipe/{second_admin.id}")
+    assert anonymous.get(org_path).status_code == 404
+    assert anonymous.get(own_path).status_code == 404
+    assert anonymous.get(agent_path).status_code == 200  # the others' feeds go on
+    revoked = db.session.scalars(
+        select(CalendarFeed).where(CalendarFeed.revoked_at.is_not(None))
+    ).all()
+    assert {f.created_by for f in revoked} == {second_admin.ref}
+    listing = http.get("/calendrier").get_data(as_text=True)
+    assert "Bérénice Seconde" not in listing and f"Dossiers de {agent.name}" in listing
+    # Reactivating the account does not bring an address back.
+    http.post_form(f"/equipe/{second_admin.id}/activer", page=f"/equipe/{second_admin.id}")
+    assert anonymous.get(org_path).status_code == 404
+    # Agents see only their own feed.
+    assert "Adresses actives dans" not in colleague.get("/calendrier").get_data(as_text=True)
+
+
+def test_a_feed_whose_creator_left_without_revocation_stops(app, org, admin):
+    """Defence in depth: however the account was switched off, its feeds answer 404."""
+    http = app.test_client()
+    http.login(admin)
+    path = _new_feed_path(http, "organisation")
+    anonymous = app.test_client()
+    assert anonymous.get(path).status_code == 200
+    admin.active = False
+    db.session.commit()
+    assert anonymous.get(path).status_code == 404
 
 
 def test_create_cases_command_dry_run_then_real_run(app, org):

@@ -71,3 +71,11 @@ def test_app_refuses_to_start_in_production_with_a_weak_key(monkeypatch):
         create_app()
     monkeypatch.setenv("POCHETTE_SECRET_KEY", STRONG)
     assert create_app().config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_trusted_proxies_is_a_small_count(tmp_path):
+    assert load(tmp_path, environ={})["TRUSTED_PROXIES"] == 0
+    assert load(tmp_path, environ={"POCHETTE_TRUSTED_PROXIES": "1"})["TRUSTED_PROXIES"] == 1
+    for wrong in ("-1", "12", "oui"):
+        with pytest.raises(ConfigError, match="POCHETTE_TRUSTED_PROXIES"):
+            load(tmp_path, environ={"POCHETTE_TRUSTED_PROXIES": wrong})

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
 from portal import create_app
 from portal.db import db
 from portal.storage import StorageUnavailable
@@ -51,3 +57,36 @@ def test_500_and_503_pages(settings, connection):
     down = http.get("/stockage")
     assert down.status_code == 503
     assert "Rien n’a été enregistré" in down.get_data(as_text=True)
+
+
+# --- NUL bytes and statement parameters (issue 14) -------------------------------------------
+
+
+def test_nul_byte_in_a_form_field_is_a_400_and_nothing_is_logged(http, admin, caplog):
+    caplog.set_level(logging.DEBUG)
+    typed = "camille\x00secret@exemple.fr"
+    response = http.post_form("/connexion", {"email": typed, "password": "x" * 12})
+    assert response.status_code == 400
+    assert "La demande envoyée n’est pas valide." in response.get_data(as_text=True)
+    assert "camille" not in caplog.text and "secret@exemple.fr" not in caplog.text
+
+
+def test_nul_byte_in_the_query_string_is_a_400(login, agent):
+    http = login(agent)
+    assert http.get("/usagers?q=Dupont").status_code == 200
+    response = http.get("/usagers?q=Du%00pont")
+    assert response.status_code == 400
+    assert "Requête incorrecte" in response.get_data(as_text=True)
+    assert http.get("/usagers?referent=1&q=a&q=b%00").status_code == 400  # any value of a key
+
+
+def test_statement_parameters_never_reach_errors_or_logs(app, caplog):
+    """An error's text (what `log.exception` writes) names the SQL, never the values."""
+    caplog.set_level(logging.DEBUG)
+    typed = "fuite.parametre@exemple.fr"
+    with app.app_context(), pytest.raises(DBAPIError) as failed:
+        db.session.execute(text("SELECT CAST(:email AS integer)"), {"email": typed})
+    db_error = str(failed.value)
+    assert "SELECT CAST" in db_error
+    assert typed not in db_error and "hidden" in db_error
+    assert typed not in caplog.text

@@ -194,6 +194,24 @@ def test_csv_export_is_excel_friendly_filtered_and_journaled(login, admin, scene
     assert event.data["client"] == scene["mine"].id
 
 
+def test_csv_export_never_writes_a_formula(login, org, admin):
+    """A client reference, a staff name or a detail typed as a formula stays text in Excel."""
+    trap = factories.MicroClientFactory(org=org, reference='=HYPERLINK("http://x.example","Voir")')
+    admin.name = "+33 Chef"
+    _event(org.id, admin.ref, "client.updated", trap.ref, None, note="@SUM(1+1)")
+    db.session.commit()
+    http = login(admin)
+    response = http.get("/organisation/journal.csv")
+    rows = list(
+        csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff")), delimiter=";")
+    )
+    [row] = [r for r in rows if r[5] == trap.ref]
+    assert row[6] == """'=HYPERLINK("http://x.example","Voir")"""
+    assert row[1] == "'+33 Chef"
+    cells = [cell for r in rows for cell in r]
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
+
+
 def test_hundred_per_page(login, org, admin):
     base = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
     for n in range(130):

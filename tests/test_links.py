@@ -358,6 +358,72 @@ def test_birth_date_check_locks_after_five_wrong_tries(app, client_, case):
     assert len(_events(client_.org_id, "link.locked")) == 1
 
 
+def test_birth_date_locks_grow_longer_then_suspend_the_link(app, client_, case, agent):
+    """15 minutes, then an hour, then the link is suspended until staff reopen it."""
+    link, _token = _link(client_, actor=agent.ref, verify_birth_date=True)
+    start = utcnow()
+
+    def five_wrong(at):
+        return [links.check_birth_date(link, "01/01/1990", at) for _ in range(5)][-1]
+
+    first = five_wrong(start)
+    assert first.result == Check.locked and first.locked_until == start + timedelta(minutes=15)
+    later = start + timedelta(minutes=15)
+    second = five_wrong(later)
+    assert second.result == Check.locked and second.locked_until == later + timedelta(hours=1)
+    third = five_wrong(later + timedelta(hours=1))
+    assert third.result == Check.suspended and third.newly_suspended
+    assert link.suspended_at == later + timedelta(hours=1)
+    # Suspended: nothing passes, however long one waits, not even the right date.
+    for days in (1, 30):
+        verdict = links.check_birth_date(link, "14/07/1985", start + timedelta(days=days))
+        assert verdict.result == Check.suspended and not verdict.newly_suspended
+    assert [e.data.get("lock") for e in _events(client_.org_id, "link.locked")] == [1, 2]
+    assert len(_events(client_.org_id, "link.suspended")) == 1
+    # Staff reopen it: a fresh set of tries, and the right date gets in.
+    assert links.reopen_link(link, agent.ref)
+    assert not links.reopen_link(link, agent.ref)  # already open
+    assert links.check_birth_date(link, "14/07/1985", start + timedelta(days=31)).ok
+    assert link.lock_count == 0 and link.failed_attempts == 0
+
+
+def test_a_suspended_link_tells_the_agent_and_staff_reopen_it(
+    app, login, client_, case, agent, monkeypatch, capsys
+):
+    client_.assigned_user_id = agent.id
+    link, token = _link(client_, verify_birth_date=True)
+    link.lock_count = 2  # two locks already: the next one suspends
+    db.session.commit()
+    http = app.test_client()
+    _open(http, token)
+    url = "/depot/verification"
+    csrf = http.csrf_token(url)
+    capsys.readouterr()
+    for _ in range(5):
+        response = http.post(url, data={"csrf_token": csrf, "date_naissance": "14/07/1990"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 403 and "Lien suspendu." in html
+    assert 'name="date_naissance"' not in html
+    told = capsys.readouterr().out
+    assert agent.email in told and "Lien de dépôt suspendu" in told
+    assert client_.reference in told and f"/usagers/{client_.id}#liens" in told
+    assert "Martinez" not in told  # the reference only
+    # Every page of the link stops, even for a browser that had passed the check.
+    assert http.get("/depot").headers["Location"] == "/depot/verification"
+    right = http.post(url, data={"csrf_token": csrf, "date_naissance": "14/07/1985"})
+    assert right.status_code == 403 and "Lien suspendu." in right.get_data(as_text=True)
+
+    staff = login(agent)
+    panel = staff.get(f"/usagers/{client_.id}").get_data(as_text=True)
+    assert "suspendu (date de naissance)" in panel and "Rouvrir" in panel
+    staff.post_form(f"/usagers/{client_.id}/liens/{link.id}/rouvrir", page=f"/usagers/{client_.id}")
+    db.session.refresh(link)
+    assert link.suspended_at is None
+    assert len(_events(client_.org_id, "link.reopened")) == 1
+    right = http.post(url, data={"csrf_token": csrf, "date_naissance": "14/07/1985"})
+    assert right.status_code == 302 and "Bonjour Inès" in _page(http)
+
+
 def test_birth_date_page_gates_everything_and_announces_errors(app, client_, case, monkeypatch):
     _link_row, token = _link(client_, verify_birth_date=True)
     http = app.test_client()

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from portal import create_app
-from portal.audit import AuditEvent
+from portal import audit, create_app
+from portal.audit import AppendOnlyError, AuditEvent
 from portal.clients.models import Client
 from portal.db import db, utcnow
 from portal.models import Base
@@ -271,3 +271,61 @@ def test_storage_down_leaves_the_erasure_pending_until_the_retry(
     assert check_storage(org_id=org.id).clean
     page = login(admin).get("/organisation/effacements").get_data(as_text=True)
     assert "terminé" in page and "en attente" not in page
+
+
+def test_erasure_blanks_the_client_s_addresses_in_the_journal(http, org, agent, admin):
+    """His link's events stay (what, when, which link); the addresses he used go."""
+    mine = everything(org, agent, "Adresse")
+    theirs = everything(org, agent, "Voisin")
+    db.session.commit()
+    http.get(f"/l/{mine.token}", environ_base={"REMOTE_ADDR": "203.0.113.5"})
+    neighbour = http.application.test_client()
+    neighbour.get(f"/l/{theirs.token}", environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    staff = audit.record(org.id, admin.ref, "client.updated", mine.client.ref)
+    staff.ip = "192.0.2.10"
+    db.session.commit()
+    link_ref = f"link:{mine.link.id}"
+    before = db.session.scalars(select(AuditEvent).where(AuditEvent.actor == link_ref)).all()
+    assert [e.ip for e in before] == ["203.0.113.5"]
+
+    erase_client(mine.client, admin.ref)
+    db.session.commit()
+    db.session.expire_all()
+    after = db.session.scalars(select(AuditEvent).where(AuditEvent.actor == link_ref)).all()
+    assert [(e.id, e.action, e.at, e.ip) for e in after] == [
+        (e.id, e.action, e.at, None) for e in before
+    ]
+    assert "203.0.113.5" not in {e.ip for e in db.session.scalars(select(AuditEvent))}
+    kept = db.session.scalars(
+        select(AuditEvent.ip).where(AuditEvent.actor == f"link:{theirs.link.id}")
+    ).all()
+    assert kept == ["198.51.100.7"]
+    assert db.session.get(AuditEvent, staff.id).ip == "192.0.2.10"  # staff addresses stay
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_events SET ip=NULL, action='x' WHERE id = :i",
+        "UPDATE audit_events SET action='x' WHERE id = :i",
+        "UPDATE audit_events SET ip='1.2.3.4' WHERE id = :i",
+        "DELETE FROM audit_events WHERE id = :i",
+    ],
+)
+def test_the_journal_exception_blanks_addresses_and_nothing_else(ctx, org, admin, statement):
+    """Even with the erasure's option, any other change to the journal is refused."""
+    row = audit.record(org.id, admin.ref, "client.updated", "client:1")
+    db.session.commit()
+    with pytest.raises(AppendOnlyError):
+        db.session.execute(
+            text(statement).bindparams(i=row.id),
+            execution_options={audit.BLANK_IPS_OPTION: True},
+        )
+    db.session.rollback()
+    # And the blanking statement itself is refused without the option.
+    with pytest.raises(AppendOnlyError):
+        db.session.execute(
+            text("UPDATE audit_events SET ip=NULL WHERE id = :i").bindparams(i=row.id)
+        )
+    db.session.rollback()
+    assert db.session.get(AuditEvent, row.id).action == "client.updated"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, cast
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 from flask import Flask
@@ -463,6 +463,41 @@ def test_s3_anonymous_get_is_refused(s3_store: S3Store, ns: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{endpoint}/{s3_store.bucket}/{quote(key)}", timeout=10)  # noqa: S310
     assert refused.value.code == 403
+
+
+# The other HTTP ports of `weed mini` as scripts/services.sh places them (same offset as S3).
+FILER_OFFSET = 8988 - 8433
+VOLUME_OFFSET = 9440 - 8433
+
+
+def _anonymous_status(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 (loopback test)
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read()
+
+
+def test_seaweed_filer_and_volume_ports_serve_nothing_without_credentials(
+    s3_store: S3Store, ns: str
+) -> None:
+    """Only the S3 port, with its access keys, may hand out objects: the filer's HTTP port
+    (a plain file server) and the volume server's would give any local process the files."""
+    key = f"{ns}filer/pièce.pdf"
+    s3_store.put_bytes(key, b"%PDF-1.7 le secret du client")
+    endpoint = urlsplit(s3_store.client.meta.endpoint_url)
+    assert endpoint.port is not None
+    base = f"http://{endpoint.hostname}"
+    filer = f"{base}:{endpoint.port + FILER_OFFSET}"
+    for path in (f"/buckets/{s3_store.bucket}/{quote(key)}", f"/buckets/{s3_store.bucket}/"):
+        status, body = _anonymous_status(filer + path)
+        assert status == 401, (path, status)
+        assert b"secret du client" not in body
+        assert ns.encode() not in body
+    # The volume server refuses reads and writes of any file id without a signed token.
+    status, body = _anonymous_status(f"{base}:{endpoint.port + VOLUME_OFFSET}/1,0101010101")
+    assert status == 401, status
+    assert s3_store.get_bytes(key) == b"%PDF-1.7 le secret du client"  # S3 still serves it
 
 
 # --- construction and Flask glue (no service needed) -----------------------------------------

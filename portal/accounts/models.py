@@ -49,11 +49,13 @@ class Organisation(Base):
 
 class User(TenantMixin, Base):
     __tablename__ = "users"
-    # Lets child rows point at (org_id, id), so no row can reference another tenant's user.
-    __table_args__ = (UniqueConstraint("org_id", "id"),)
+    # (org_id, id) lets child rows point at (org_id, id), so no row can reference another
+    # tenant's user. An address has one account per organisation at most: a person working
+    # for two has two accounts, with different passwords (portal.accounts.operations).
+    __table_args__ = (UniqueConstraint("org_id", "id"), UniqueConstraint("org_id", "email"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-case
+    email: Mapped[str] = mapped_column(String(254), index=True)  # stored lower-case
     name: Mapped[str] = mapped_column(String(120))
     role: Mapped[Role] = mapped_column(str_enum(Role, "user_role"), default=Role.agent)
     # Null until the person sets a password through the invitation link.

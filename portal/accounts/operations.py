@@ -55,11 +55,35 @@ def create_org(name: str, kind: OrgKind = OrgKind.association, **contact: str) -
     return org
 
 
-def email_taken(email: str) -> bool:
-    """E-mails are unique across organisations: one account, one organisation."""
-    stmt = select(func.count()).select_from(User).where(User.email == normalise_email(email))
+def accounts_with_email(email: str) -> list[User]:
+    """Every account of this address, one per organisation at most (the person who works for
+    two organisations has two accounts, told apart at login by their passwords)."""
+    stmt = select(User).where(User.email == normalise_email(email)).order_by(User.id)
     with across_orgs():
-        return bool(db.session.execute(stmt).scalar_one())
+        return list(db.session.scalars(stmt))
+
+
+def _password_opens_another(user_email: str, password: str, except_id: int | None) -> bool:
+    return any(
+        verify_password(other.password_hash, password)
+        for other in accounts_with_email(user_email)
+        if other.id != except_id and other.password_hash
+    )
+
+
+def _check_new_password(password: str, email: str, user_id: int | None = None) -> None:
+    """The rules, plus one: no two accounts of an address share a password, so a password
+    names one account at login. Said only to the address's owner, who set both."""
+    problems = password_problems(password, email)
+    if problems:
+        raise AccountError(problems[0])
+    if _password_opens_another(email, password, user_id):
+        raise AccountError(
+            _l(
+                "Ce mot de passe est déjà celui de votre compte Pochette dans une autre "
+                "organisation : choisissez-en un différent."
+            )
+        )
 
 
 def add_user(
@@ -71,8 +95,14 @@ def add_user(
     role: Role,
     password: str | None = None,
 ) -> User:
-    if email_taken(email):
-        raise AccountError(_l("Un compte existe déjà avec cette adresse e-mail."))
+    """A new account of `org`. An address may have accounts in other organisations: nothing
+    here (message, timing, redirect) differs for it, so an admin never learns of them."""
+    if any(u.org_id == org.id for u in accounts_with_email(email)):
+        raise AccountError(
+            _l("Un compte existe déjà avec cette adresse e-mail dans votre organisation.")
+        )
+    if password:
+        _check_new_password(password, email)
     user = User(
         org_id=org.id,
         email=normalise_email(email),
@@ -127,9 +157,7 @@ def find_token(token: str, now: datetime | None = None) -> UserToken | None:
 
 def set_password_from_token(row: UserToken, password: str) -> User:
     user = row.user
-    problems = password_problems(password, user.email)
-    if problems:
-        raise AccountError(problems[0])
+    _check_new_password(password, user.email, user.id)
     row.used_at = utcnow()
     user.password_hash = hash_password(password)
     user.session_version += 1
@@ -137,27 +165,46 @@ def set_password_from_token(row: UserToken, password: str) -> User:
     return user
 
 
+def _login_failed(user: User | None, reason: str) -> None:
+    audit.record(
+        user.org_id if user else None,
+        user.ref if user else "anonymous",
+        "login.failed",
+        user.ref if user else None,
+        reason=reason,
+    )
+
+
 def authenticate(email: str, password: str) -> User | None:
-    """The active user with these credentials, or None; both outcomes go to the journal."""
-    user = db.session.execute(
-        select(User).where(User.email == normalise_email(email))
-    ).scalar_one_or_none()
-    ok = verify_password(user.password_hash if user else None, password)
-    if user is None or not ok or not user.active:
-        reason = "unknown" if user is None else ("inactive" if ok else "password")
-        audit.record(
-            user.org_id if user else None,
-            user.ref if user else "anonymous",
-            "login.failed",
-            user.ref if user else None,
-            reason=reason,
-        )
+    """The active user with these credentials, or None; both outcomes go to the journal.
+
+    An address with accounts in several organisations: the password says which (they differ,
+    `_check_new_password`).
+    """
+    accounts = accounts_with_email(email)
+    with_password = [u for u in accounts if u.password_hash]
+    if not with_password:
+        verify_password(None, password)  # the same time as a real check
+    user = next((u for u in with_password if verify_password(u.password_hash, password)), None)
+    if user is None:
+        for account in accounts or [None]:
+            _login_failed(account, "password" if account else "unknown")
+        return None
+    if not user.active:
+        _login_failed(user, "inactive")
         return None
     if password_needs_rehash(user.password_hash or ""):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
     audit.record(user.org_id, user.ref, "login.succeeded", user.ref)
     return user
+
+
+def end_sessions(user: User, action: str) -> None:
+    """Every session of the account stops working, copied cookies included: the session id
+    carries the version (`load_session_user`). Logging out ends them all, on every device."""
+    user.session_version += 1
+    audit.record(user.org_id, user.ref, action, user.ref)
 
 
 def _active_admins(org_id: int) -> int:
@@ -196,9 +243,7 @@ def set_active(actor: User, user: User, active: bool) -> None:
 def change_password(user: User, current: str, new: str) -> None:
     if not verify_password(user.password_hash, current):
         raise AccountError(_l("Le mot de passe actuel est incorrect."))
-    problems = password_problems(new, user.email)
-    if problems:
-        raise AccountError(problems[0])
+    _check_new_password(new, user.email, user.id)
     user.password_hash = hash_password(new)
     user.session_version += 1
     audit.record(user.org_id, user.ref, "user.password_changed", user.ref)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
 from portal import audit, mail
+from portal.accounts import throttle
 from portal.accounts.forms import (
     ROLE_LABELS,
     ActionForm,
@@ -40,13 +40,14 @@ from portal.accounts.operations import (
     authenticate,
     change_password,
     change_role,
+    end_sessions,
     find_token,
     issue_token,
-    normalise_email,
     set_active,
     set_locale,
     set_password_from_token,
 )
+from portal.cases import feeds
 from portal.db import db
 from portal.extensions import limiter
 from portal.tenancy import get_or_404, scoped
@@ -60,16 +61,6 @@ def require(role: Role) -> None:
         abort(403)
 
 
-def _account_key() -> str:
-    # Hashed so that e-mail addresses never sit in Redis keys.
-    email = normalise_email(request.form.get("email", ""))
-    return "login:" + hashlib.sha256(email.encode()).hexdigest()[:32]
-
-
-def _login_failed(response: Response) -> bool:
-    return request.method == "POST" and response.status_code != 302
-
-
 def _safe_next(target: str | None) -> str | None:
     if not target:
         return None
@@ -81,24 +72,43 @@ def _safe_next(target: str | None) -> str | None:
 
 @bp.route("/connexion", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"])
-@limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"],
-    key_func=_account_key,
-    methods=["POST"],
-    deduct_when=_login_failed,
-)
-def login() -> str | Response:
+def login() -> str | Response | tuple[str, int]:
     if current_user.is_authenticated:
         return redirect(url_for("cases.dashboard"))
     form = LoginForm()
+    slow = int(current_app.config["LOGIN_SLOW_SECONDS"])
     if form.validate_on_submit():
+        gate = throttle.check(form.email.data)
+        if not gate.allowed:
+            form.form_errors.append(
+                _(
+                    "Trop d’essais pour ce compte. Par sécurité, attendez %(num)d secondes, "
+                    "puis réessayez.",
+                    num=gate.wait_seconds,
+                )
+            )
+            return render_template("accounts/login.html", form=form, slow=slow), 429
         user = authenticate(form.email.data, form.password.data)
         db.session.commit()  # the journal keeps failures too
         if user is not None:
+            targeted = throttle.under_attack(user.email)
             login_user(user)
-            return redirect(_safe_next(request.args.get("next")) or url_for("cases.dashboard"))
+            if targeted:
+                flash(
+                    _(
+                        "Beaucoup d’essais de mot de passe ont échoué sur votre compte ces "
+                        "dernières minutes. Si ce n’était pas vous, prévenez votre administrateur."
+                    ),
+                    "error",
+                )
+            response = redirect(_safe_next(request.args.get("next")) or url_for("cases.dashboard"))
+            throttle.remember_device(response, user.email)
+            return response
+        throttle.failed(form.email.data)
         # Same words whether the e-mail is unknown, the password wrong or the account off.
         form.form_errors.append(_("Adresse e-mail ou mot de passe incorrect."))
+        if gate.slowed:
+            return render_template("accounts/login.html", form=form, slowed=True, slow=slow)
     return render_template("accounts/login.html", form=form)
 
 
@@ -106,7 +116,7 @@ def login() -> str | Response:
 @login_required
 def logout() -> Response:
     if ActionForm().validate_on_submit():
-        audit.record(current_user.org_id, current_user.ref, "logout", current_user.ref)
+        end_sessions(current_user, "logout")
         db.session.commit()
         logout_user()
         flash(_("Vous êtes déconnecté."), "info")
@@ -276,6 +286,8 @@ def _toggle(user_id: int, active: bool) -> Response:
         except AccountError as exc:
             flash(str(exc.message), "error")
         else:
+            if not active:
+                feeds.revoke_feeds_of(user, current_user.ref)
             db.session.commit()
             flash(_("Compte réactivé.") if active else _("Compte désactivé."), "success")
     return redirect(url_for("accounts.member", user_id=user.id))

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from icalendar import Calendar, Event
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from portal import audit
+from portal.accounts.models import User
 from portal.cases.models import CalendarFeed, Case
 from portal.checklists.catalog import catalog
 from portal.db import db, utcnow
@@ -49,6 +50,46 @@ def revoke_feed(feed: CalendarFeed, actor: str) -> None:
     if feed.revoked_at is None:
         feed.revoked_at = utcnow()
         audit.record(feed.org_id, actor, "feed.revoked", f"feed:{feed.id}")
+
+
+def org_feeds(org_id: int) -> list[CalendarFeed]:
+    """Every live feed of the organisation, for the admins' list: the organisation's first."""
+    stmt = (
+        select(CalendarFeed)
+        .where(CalendarFeed.org_id == org_id, CalendarFeed.revoked_at.is_(None))
+        .order_by(CalendarFeed.user_id.is_not(None), CalendarFeed.created_at.desc())
+    )
+    return list(db.session.scalars(stmt))
+
+
+def revoke_feeds_of(user: User, actor: str) -> int:
+    """A deactivated person's feeds stop: his own, and the organisation's he created."""
+    stmt = select(CalendarFeed).where(
+        CalendarFeed.org_id == user.org_id,
+        CalendarFeed.revoked_at.is_(None),
+        or_(CalendarFeed.user_id == user.id, CalendarFeed.created_by == user.ref),
+    )
+    found = list(db.session.scalars(stmt))
+    for feed in found:
+        revoke_feed(feed, actor)
+    return len(found)
+
+
+def _active_user(ref: str | int | None) -> bool:
+    ident = ref.removeprefix("user:") if isinstance(ref, str) else ref
+    try:
+        user = db.session.get(User, int(ident))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return user is not None and user.active
+
+
+def feed_is_live(feed: CalendarFeed) -> bool:
+    """Whoever the feed shows the cases of, and whoever created it, must still be active: an
+    address outlives nobody's account (bound to the feed's organisation)."""
+    if feed.user_id is not None and not _active_user(feed.user_id):
+        return False
+    return not feed.created_by.startswith("user:") or _active_user(feed.created_by)
 
 
 def find_feed(token: str) -> CalendarFeed | None:

@@ -435,10 +435,17 @@ def _calendar_page(new_url: str | None = None, new_kind: str | None = None) -> s
         "cases/calendar.html",
         mine=mine[0] if mine else None,
         org_feed=org_feeds[0] if org_feeds else None,
+        all_feeds=feeds.org_feeds(current_user.org_id) if current_user.can(Role.admin) else [],
+        people=_names() if current_user.can(Role.admin) else {},
         new_url=new_url,
         new_kind=new_kind,
         form=ActionForm(),
     )
+
+
+def _names() -> dict[str, str]:
+    """user ref -> name, for the admins' list of feeds."""
+    return {u.ref: u.name for u in db.session.scalars(scoped(select(User), User))}
 
 
 @bp.get("/calendrier")
@@ -489,10 +496,8 @@ def feed_ics(token: str) -> Response:
     if feed is None:
         abort(404)
     with bind_org(feed.org_id):
-        if feed.user_id is not None:
-            owner = db.session.get(User, feed.user_id)
-            if owner is None or not owner.active:
-                abort(404)
+        if not feeds.feed_is_live(feed):
+            abort(404)
         feed.last_used_at = utcnow()
         cases = db.session.scalars(feed_cases(feed.user_id, feeds.feed_since(today()))).unique()
         org_name = db.session.get(Organisation, feed.org_id).name

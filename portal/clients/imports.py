@@ -20,6 +20,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, select
 
+from portal import csvfiles
 from portal.accounts.models import Organisation, User
 from portal.clients.models import Activity, Client, ClientKind, Periodicity
 from portal.clients.operations import ClientData, ClientError, add_clients, clean
@@ -29,10 +30,6 @@ from portal.tenancy import scoped
 
 MAX_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 5000
-EXPORT_DELIMITER = ";"
-# Cells starting with these are formulas to a spreadsheet: the export prefixes them with a quote
-# (so opening an export never runs anything) and the import takes that quote off again.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -90,10 +87,7 @@ def _key(text: str) -> str:
 
 
 def _plain(value: str) -> str:
-    value = value.strip()
-    if value.startswith("'") and value[1:2] in _FORMULA_STARTS:
-        value = value[1:]
-    return value
+    return csvfiles.plain(value)
 
 
 def _text(value: str) -> str | None:
@@ -552,17 +546,6 @@ def import_rows(org: Organisation, actor: str, preview: ImportPreview) -> list[C
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "oui" if value else "non"
-    if isinstance(value, date):
-        return value.strftime("%d/%m/%Y")
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
-
-
 def export_row(client: Client, emails: dict[int, str]) -> list[str]:
     values: dict[str, object] = {
         "kind": "micro-entrepreneur"
@@ -574,18 +557,19 @@ def export_row(client: Client, emails: dict[int, str]) -> list[str]:
         "assigned_user_id": emails.get(client.assigned_user_id or 0),
     }
     return [
-        _cell(values[col.field] if col.field in values else getattr(client, col.field))
+        csvfiles.cell(values[col.field] if col.field in values else getattr(client, col.field))
         for col in COLUMNS
     ]
 
 
-def export_csv(stmt: Select[Any]) -> str:
-    """The clients `stmt` selects, as a CSV file the import reads back (";" for French Excel)."""
+def export_csv(stmt: Select[Any]) -> bytes:
+    """The clients `stmt` selects, as a CSV file the import reads back."""
     users = scoped(select(User.id, User.email), User)
     emails = {user_id: email for user_id, email in db.session.execute(users)}
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, delimiter=EXPORT_DELIMITER, lineterminator="\r\n")
-    writer.writerow([col.name for col in COLUMNS])
-    for client in db.session.scalars(stmt):
-        writer.writerow(export_row(client, emails))
-    return out.getvalue()
+    rows = (export_row(client, emails) for client in db.session.scalars(stmt))
+    return csvfiles.write([col.name for col in COLUMNS], rows)
+
+
+def template_csv() -> bytes:
+    """An empty file with the column names, to fill in a spreadsheet."""
+    return csvfiles.write([col.name for col in COLUMNS], [])

@@ -21,7 +21,7 @@ from flask_login import current_user, login_required
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import Select
 
-from portal import audit
+from portal import audit, csvfiles
 from portal.accounts.forms import ActionForm
 from portal.accounts.models import Role
 from portal.accounts.views import require
@@ -42,7 +42,15 @@ from portal.clients.forms import (
     ImportConfirmForm,
     ImportForm,
 )
-from portal.clients.imports import COLUMNS, MAX_BYTES, MAX_ROWS, export_csv, import_rows, parse_csv
+from portal.clients.imports import (
+    COLUMNS,
+    MAX_BYTES,
+    MAX_ROWS,
+    export_csv,
+    import_rows,
+    parse_csv,
+    template_csv,
+)
 from portal.clients.models import Client, ClientKind
 from portal.clients.operations import (
     ClientError,
@@ -118,15 +126,7 @@ def export() -> Response:
     body = export_csv(stmt)
     audit.record(current_user.org_id, current_user.ref, "clients.exported", None, count=count(stmt))
     db.session.commit()
-    filename = f"usagers-{date.today().isoformat()}.csv"
-    return Response(
-        ("\ufeff" + body).encode("utf-8"),  # the BOM tells Excel the file is UTF-8
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return csvfiles.download(body, f"usagers-{date.today().isoformat()}.csv")
 
 
 # --- one client ------------------------------------------------------------------------------
@@ -368,9 +368,4 @@ def import_confirm() -> str | Response:
 @login_required
 def import_template() -> Response:
     """An empty file with the column names, to fill in a spreadsheet."""
-    header = ";".join(column.name for column in COLUMNS) + "\r\n"
-    return Response(
-        ("\ufeff" + header).encode("utf-8"),
-        mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="modele-usagers.csv"'},
-    )
+    return csvfiles.download(template_csv(), "modele-usagers.csv")

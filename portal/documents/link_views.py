@@ -168,17 +168,34 @@ def create(client_id: int) -> Any:
     )
 
 
-@bp.post("/usagers/<int:client_id>/liens/<int:link_id>/revoquer")
-@login_required
-def revoke(client_id: int, link_id: int) -> Response:
+def _client_link(client_id: int, link_id: int) -> tuple[Client, UploadLink]:
+    """The client's link from the URL (404 for another client's), for an agent or above."""
     client = get_or_404(Client, client_id)
     link = get_or_404(UploadLink, link_id)
     if link.client_id != client.id:
         abort(404)
     require(Role.agent)
+    return client, link
+
+
+@bp.post("/usagers/<int:client_id>/liens/<int:link_id>/revoquer")
+@login_required
+def revoke(client_id: int, link_id: int) -> Response:
+    client, link = _client_link(client_id, link_id)
     if ActionForm().validate_on_submit() and links.revoke_link(link, current_user.ref):
         db.session.commit()
         flash(
             _("Lien révoqué : il ne fonctionne plus, même pour une page déjà ouverte."), "success"
         )
+    return _back(client)
+
+
+@bp.post("/usagers/<int:client_id>/liens/<int:link_id>/rouvrir")
+@login_required
+def reopen(client_id: int, link_id: int) -> Response:
+    """Lift a suspension after too many wrong birth dates (staff checked it was the client)."""
+    client, link = _client_link(client_id, link_id)
+    if ActionForm().validate_on_submit() and links.reopen_link(link, current_user.ref):
+        db.session.commit()
+        flash(_("Lien rouvert : l’usager peut à nouveau taper sa date de naissance."), "success")
     return _back(client)

@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from portal import audit, mail
-from portal.accounts.models import Organisation
+from portal.accounts.models import Organisation, Role, User
 from portal.cases.models import ACTIVE_STATUSES, Case, ChecklistItem, ItemKind
 from portal.cases.queries import client_cases
 from portal.clients.models import Client
@@ -62,6 +62,7 @@ class Check(enum.StrEnum):
     wrong = "wrong"
     malformed = "malformed"  # not a date: not counted as a try
     locked = "locked"
+    suspended = "suspended"  # until staff reopen the link
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Verification:
     result: Check
     tries_left: int
     locked_until: datetime | None = None
+    newly_suspended: bool = False  # this try suspended the link: staff are to be told
 
     @property
     def ok(self) -> bool:
@@ -258,6 +260,8 @@ def check_birth_date(
 ) -> Verification:
     """One attempt at the birth date; a locked link refuses even the right date until it ends.
 
+    Every LINK_VERIFY_TRIES wrong dates lock the link, each lock longer than the last
+    (LINK_VERIFY_LOCKS_MINUTES); the lock after those suspends it until staff reopen it.
     The row is locked for the count, so parallel guesses cannot go past the limit.
     """
     at = now or clock()
@@ -265,6 +269,8 @@ def check_birth_date(
     # Lock the row, then read it afresh: a parallel guess waits here for this one's count.
     db.session.execute(select(UploadLink.id).where(UploadLink.id == link.id).with_for_update())
     db.session.refresh(link)
+    if link.suspended_at is not None:
+        return Verification(Check.suspended, 0)
     if link.locked_until is not None:
         if at < link.locked_until:
             return Verification(Check.locked, 0, link.locked_until)
@@ -276,6 +282,7 @@ def check_birth_date(
     birth_on = link.client.birth_on
     if birth_on is not None and day == birth_on:
         link.failed_attempts = 0
+        link.lock_count = 0
         audit.record(
             link.org_id, link.ref, "link.verified", f"client:{link.client_id}", link=link.id
         )
@@ -289,13 +296,77 @@ def check_birth_date(
         link=link.id,
         attempt=link.failed_attempts,
     )
-    if link.failed_attempts >= tries:
-        link.locked_until = at + timedelta(
-            minutes=int(current_app.config["LINK_VERIFY_LOCK_MINUTES"])
+    if link.failed_attempts < tries:
+        return Verification(Check.wrong, tries - link.failed_attempts)
+    locks = tuple(current_app.config["LINK_VERIFY_LOCKS_MINUTES"])
+    link.lock_count = (link.lock_count or 0) + 1
+    if link.lock_count > len(locks):
+        link.suspended_at = at
+        link.locked_until = None
+        audit.record(
+            link.org_id, link.ref, "link.suspended", f"client:{link.client_id}", link=link.id
         )
-        audit.record(link.org_id, link.ref, "link.locked", f"client:{link.client_id}", link=link.id)
-        return Verification(Check.locked, 0, link.locked_until)
-    return Verification(Check.wrong, tries - link.failed_attempts)
+        return Verification(Check.suspended, 0, newly_suspended=True)
+    link.locked_until = at + timedelta(minutes=int(locks[link.lock_count - 1]))
+    audit.record(
+        link.org_id,
+        link.ref,
+        "link.locked",
+        f"client:{link.client_id}",
+        link=link.id,
+        lock=link.lock_count,
+    )
+    return Verification(Check.locked, 0, link.locked_until)
+
+
+def reopen_link(link: UploadLink, actor: str) -> bool:
+    """Staff lift a suspension (the client called, it was him): a fresh set of tries."""
+    if link.suspended_at is None:
+        return False
+    link.suspended_at = None
+    link.locked_until = None
+    link.failed_attempts = 0
+    link.lock_count = 0
+    audit.record(link.org_id, actor, "link.reopened", f"client:{link.client_id}", link=link.id)
+    return True
+
+
+def suspension_recipients(link: UploadLink) -> list[User]:
+    """Who is told of a suspension: the client's agent, else the link's creator, else the
+    organisation's admins (active people only)."""
+    staff = {u.id: u for u in db.session.scalars(select(User).where(User.org_id == link.org_id))}
+    for ident in (link.client.assigned_user_id, _user_id(link.created_by)):
+        user = staff.get(ident or 0)
+        if user is not None and user.is_active:
+            return [user]
+    return [u for u in staff.values() if u.is_active and u.role == Role.admin]
+
+
+def _user_id(ref: str) -> int | None:
+    kind, _, ident = ref.partition(":")
+    return int(ident) if kind == "user" and ident.isdigit() else None
+
+
+def tell_suspension(link: UploadLink, page_url: str) -> None:
+    """E-mail the staff who should know: the link stays shut until one of them reopens it."""
+    client = link.client
+    for user in suspension_recipients(link):
+        lines = [
+            _("Bonjour %(name)s,", name=user.name),
+            "",
+            _(
+                "Le lien de dépôt de l’usager %(ref)s est suspendu : la date de naissance a été "
+                "mal saisie trop de fois. Personne ne peut plus l’ouvrir.",
+                ref=client.reference,
+            ),
+            _(
+                "Si c’était bien l’usager, vérifiez sa date de naissance avec lui puis rouvrez "
+                "le lien depuis sa fiche ; sinon, laissez-le suspendu ou révoquez-le :"
+            ),
+            "",
+            page_url,
+        ]
+        mail.send(user.email, _("Lien de dépôt suspendu"), "\n".join(lines))
 
 
 def link_cases(link: UploadLink) -> list[Case]:

@@ -155,6 +155,10 @@ class UploadLink(TenantMixin, Base):
     verify_birth_date: Mapped[bool] = mapped_column(default=False)
     failed_attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Locks since the last right date: each one longer, then the link is suspended until
+    # staff reopen it (portal.documents.links.check_birth_date).
+    lock_count: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     client: Mapped[Client] = relationship(
         primaryjoin="and_(UploadLink.client_id == Client.id, UploadLink.org_id == Client.org_id)",

@@ -9,6 +9,7 @@ organisation for the rest of the request.
 from __future__ import annotations
 
 import logging
+import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -178,7 +179,7 @@ def _load_link() -> Any:
     session[SESSION_KEY] = {**entry, "at": int(now.timestamp())}
     if (
         link.verify_birth_date
-        and not entry.get("verified")
+        and (not entry.get("verified") or link.suspended_at is not None)
         and request.endpoint != "upload.verification"
     ):
         if errors.accepts_json():
@@ -293,16 +294,23 @@ def open_link(token: str) -> Any:
 def verification() -> Any:
     link: UploadLink = g.link
     entry = session.get(SESSION_KEY) or {}
-    if not link.verify_birth_date or entry.get("verified"):
+    if not link.verify_birth_date or (entry.get("verified") and link.suspended_at is None):
         return redirect(url_for("upload.page"))
     error = None
     typed = ""
     status = 200
     locked_until = None
+    if link.suspended_at is not None:
+        return _page("documents/link_verify.html", 403, suspended=True)
     if request.method == "POST":
         typed = (request.form.get("date_naissance") or "")[:40]
         result = links.check_birth_date(link, typed)
         db.session.commit()
+        if result.newly_suspended:
+            _tell_suspension(link)
+            return _page("documents/link_verify.html", 403, suspended=True)
+        if result.result == Check.suspended:
+            return _page("documents/link_verify.html", 403, suspended=True)
         if result.ok:
             session[SESSION_KEY] = {**session[SESSION_KEY], "verified": True}
             return redirect(url_for("upload.page"))
@@ -322,6 +330,14 @@ def verification() -> Any:
     return _page(
         "documents/link_verify.html", status, error=error, typed=typed, locked_until=locked_until
     )
+
+
+def _tell_suspension(link: UploadLink) -> None:
+    page = url_for("clients.client", client_id=link.client_id, _anchor="liens")
+    try:
+        links.tell_suspension(link, current_app.config["PUBLIC_URL"] + page)
+    except (OSError, smtplib.SMTPException) as exc:  # the staff panel shows it anyway
+        log.warning("link suspension e-mail not sent: %s", exc.__class__.__name__)
 
 
 # --- the page -------------------------------------------------------------------------------------

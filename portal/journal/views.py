@@ -6,8 +6,6 @@ entry (a copy of the journal is itself worth journaling).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import tempfile
 from collections.abc import Sequence
@@ -19,9 +17,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import select
-from werkzeug.wsgi import wrap_file
 
-from portal import audit
+from portal import audit, csvfiles
 from portal.accounts.models import Role
 from portal.accounts.views import require
 from portal.cases.periods import french_today
@@ -41,7 +38,6 @@ from portal.pagination import paginate
 bp = Blueprint("journal", __name__, template_folder="templates")
 
 PER_PAGE = 100
-CSV_DELIMITER = ";"
 CSV_BATCH = 1000
 SPOOL_BYTES = 8 * 1024 * 1024
 
@@ -90,6 +86,8 @@ ACTION_LABELS: dict[str, Any] = {
     "link.opened": _l("Lien de dépôt ouvert"),
     "link.revoked": _l("Lien de dépôt révoqué"),
     "link.locked": _l("Lien de dépôt bloqué"),
+    "link.suspended": _l("Lien de dépôt suspendu"),
+    "link.reopened": _l("Lien de dépôt rouvert"),
     "links.expired": _l("Liens de dépôt expirés"),
     "links.purged": _l("Liens de dépôt périmés supprimés"),
     "pack.requested": _l("Pochette demandée"),
@@ -258,16 +256,11 @@ def export() -> Response | tuple[str, int]:
     # Written to a spooled file (memory, then disk past SPOOL_BYTES) and journaled before the
     # first byte goes out: the rows are read while the request's session is there.
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (closed by wrap_file)
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, delimiter=CSV_DELIMITER, lineterminator="\r\n")
-    writer.writerow([str(h) for h in HEADERS])
-    spool.write(("\ufeff" + out.getvalue()).encode("utf-8"))  # the BOM tells Excel it is UTF-8
+    writer = csvfiles.CsvWriter(str(h) for h in HEADERS)
     total = 0
     result = db.session.scalars(stmt.execution_options(yield_per=CSV_BATCH))
     for batch in result.partitions():
         references = _client_refs(org_id, batch)
-        out.seek(0)
-        out.truncate()
         for event in batch:
             writer.writerow(
                 [
@@ -282,8 +275,9 @@ def export() -> Response | tuple[str, int]:
                     _details(event.data),
                 ]
             )
-        spool.write(out.getvalue().encode("utf-8"))
+        spool.write(writer.take_bytes())
         total += len(batch)
+    spool.write(writer.take_bytes())  # the header alone when nothing matched
     spool.seek(0)
     wanted = filters.wanted
     audit.record(
@@ -299,13 +293,4 @@ def export() -> Response | tuple[str, int]:
         until=wanted.until.isoformat() if wanted.until else None,
     )
     db.session.commit()
-    filename = f"journal-{french_today().isoformat()}.csv"
-    return Response(
-        wrap_file(request.environ, spool),
-        mimetype="text/csv",
-        direct_passthrough=True,
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return csvfiles.download(spool, f"journal-{french_today().isoformat()}.csv")

@@ -149,6 +149,12 @@ def erase_client(client: Client, actor: str, *, reason: str = "request") -> Eras
     db.session.flush()
     schedule_deletion(org_id, keys, erasure.deletion_reason)
 
+    # What the client did through his links kept his IP addresses in the journal: they go.
+    link_ids = select(UploadLink.id).where(
+        UploadLink.org_id == org_id, UploadLink.client_id == client_id
+    )
+    audit.blank_ips(org_id, [f"link:{link_id}" for link_id in db.session.scalars(link_ids)])
+
     cases = Case.id.in_(found.case_ids)
     for stmt in (
         delete(Reminder).where(Reminder.org_id == org_id, Reminder.case_id.in_(found.case_ids)),
