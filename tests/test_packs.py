@@ -358,7 +358,7 @@ def test_real_rq_worker_builds_fails_and_recovers(app, settings, committed):
     stuck.status, stuck.attempts = PackStatus.building, 1
     stuck.started_at = utcnow() - timedelta(hours=1)
     db.session.commit()
-    assert "1 pack(s) sent again" in cron.requeue_stale_packs()
+    assert cron.resend_lost_jobs() == "1 build_pack sent again"
     assert len(queue(app, "packs").get_jobs()) == 3
 
     run = run_worker(settings)

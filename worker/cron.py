@@ -79,17 +79,31 @@ def retry_reminders() -> str:
 
 
 @job
-def requeue_stale_packs() -> str:
-    """Send again the packs whose run died mid-build (worker killed): one ready pack results."""
-    from portal.background import enqueue
-    from portal.db import db
-    from portal.packs.runs import stale_packs
+def resend_lost_jobs(now: str | None = None) -> str:
+    """Send again every job whose row still waits for it after too long (portal.background):
+    pending normalisations, queued packs and exports (Redis was down, or lost them), and
+    packs and exports whose run died mid-build. Jobs Redis still holds are left alone."""
+    from portal.background import resend
+    from portal.documents.processing import waiting_documents
+    from portal.packs.runs import stale_packs, waiting_packs
+    from portal.privacy.exports import stale_exports, waiting_exports
 
-    ids = stale_packs()
-    for pack_id in ids:
-        enqueue("worker.jobs.build_pack", pack_id)
-    db.session.commit()  # sends the jobs
-    return f"{len(ids)} pack(s) sent again"
+    at = datetime.fromisoformat(now) if now else utcnow()
+    lost = (
+        ("normalise_document", waiting_documents(at), False),
+        ("build_pack", waiting_packs(at), False),
+        ("build_pack", stale_packs(at), True),
+        ("build_export", waiting_exports(at), False),
+        ("build_export", stale_exports(at), True),
+    )
+    sent: dict[str, int] = {}
+    for name, ids, dead in lost:
+        for row_id in ids:
+            if resend(f"worker.jobs.{name}", row_id, running_is_dead=dead):
+                sent[name] = sent.get(name, 0) + 1
+    if not sent:
+        return "nothing lost"
+    return ", ".join(f"{count} {name}" for name, count in sent.items()) + " sent again"
 
 
 @job
@@ -103,7 +117,7 @@ def retry_deletions() -> str:
 # Enqueued every RETRY_EVERY: the retries of work whose first try failed or died.
 EVERY_QUARTER = (
     "worker.cron.retry_reminders",
-    "worker.cron.requeue_stale_packs",
+    "worker.cron.resend_lost_jobs",
     "worker.cron.retry_deletions",
 )
 

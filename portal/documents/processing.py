@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from flask_babel import gettext as _
+from sqlalchemy import select
 
 from portal import audit
+from portal.background import RESEND_AFTER
 from portal.db import db
 from portal.documents.models import Document, Normalisation
 from portal.documents.normalise import NormaliseError, normalise
@@ -78,3 +81,17 @@ def _failed(document: Document, reason: str) -> bool:
     db.session.commit()
     log.info("document %s could not be normalised", document.id)
     return False
+
+
+def waiting_documents(now: datetime) -> list[int]:
+    """Documents whose normalisation has waited too long: the worker's sweep sends it again."""
+    return list(
+        db.session.scalars(
+            select(Document.id)
+            .where(
+                Document.normalisation == Normalisation.pending,
+                Document.uploaded_at < now - RESEND_AFTER,
+            )
+            .order_by(Document.id)
+        )
+    )

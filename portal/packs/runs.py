@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 
 from portal import audit
-from portal.background import JOBS
+from portal.background import JOBS, RESEND_AFTER
 from portal.cases.models import CaseStatus
 from portal.cases.operations import change_status
 from portal.cases.periods import french_today
@@ -193,6 +193,17 @@ def _finish(pack: Pack, attempt: int, built: Built, keys: Keys) -> PackStatus | 
     older = [object_keys(pack, n) for n in range(1, attempt)]
     delete_objects([k for pair in older for k in (pair.pdf, pair.zip)], "older pack attempt")
     return PackStatus.ready
+
+
+def waiting_packs(now: datetime) -> list[int]:
+    """Packs queued too long ago (their job was lost): the worker's sweep sends them again."""
+    return list(
+        db.session.scalars(
+            select(Pack.id)
+            .where(Pack.status == PackStatus.queued, Pack.requested_at < now - RESEND_AFTER)
+            .order_by(Pack.id)
+        )
+    )
 
 
 def stale_packs(now: datetime | None = None) -> list[int]:

@@ -33,7 +33,7 @@ from sqlalchemy import or_, select, update
 from portal import audit, background
 from portal.accounts.models import Organisation
 from portal.audit import AuditEvent
-from portal.background import JOBS
+from portal.background import JOBS, RESEND_AFTER
 from portal.cases.models import Case, ChecklistItem
 from portal.cases.operations import ITEM_STATUS_LABELS
 from portal.cases.operations import STATUS_LABELS as CASE_STATUS_LABELS
@@ -554,6 +554,36 @@ def claim_download(export: Export, actor: str) -> bool:
         export=export.id,
     )
     return True
+
+
+def waiting_exports(now: datetime) -> list[int]:
+    """Exports whose job was lost (queued, or failed with tries left, for too long)."""
+    cutoff = now - RESEND_AFTER
+    return list(
+        db.session.scalars(
+            select(Export.id)
+            .where(
+                or_(
+                    (Export.status == ExportStatus.queued) & (Export.requested_at < cutoff),
+                    (Export.status == ExportStatus.failed)
+                    & (Export.attempts < MAX_ATTEMPTS)
+                    & (Export.started_at < cutoff),
+                )
+            )
+            .order_by(Export.id)
+        )
+    )
+
+
+def stale_exports(now: datetime) -> list[int]:
+    """Exports whose run died mid-build (a lease older than the job's timeout)."""
+    return list(
+        db.session.scalars(
+            select(Export.id)
+            .where(Export.status == ExportStatus.building, Export.started_at < now - STALE_AFTER)
+            .order_by(Export.id)
+        )
+    )
 
 
 def purge_expired_exports(now: datetime | None = None) -> int:

@@ -1,0 +1,152 @@
+"""A bad day: Redis down while people work, jobs lost, then the worker's tick recovering them.
+
+"Redis down" is an app pointed at a closed port (the run's Redis keeps serving the other
+tests); the recovery runs against the run's real Redis, database and bucket.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, select, text
+
+from portal import create_app
+from portal.background import QUEUES, queue
+from portal.cases import feeds
+from portal.cases.operations import open_case
+from portal.db import db, utcnow
+from portal.documents import links
+from portal.documents.models import Document, Normalisation
+from portal.extensions import limiter
+from portal.packs.models import Pack, PackStatus
+from tests import factories
+from tests.conftest import Http, run_worker
+from tests.corpus import path
+from worker import cron
+
+TODAY = date(2026, 11, 27)
+# Nothing listens on the discard port: connections are refused at once.
+DEAD_REDIS = "redis://127.0.0.1:9/0"
+
+
+@pytest.fixture
+def redis_down(settings: dict[str, Any]) -> Iterator[Flask]:
+    """The app of a portal whose Redis is down (jobs and rate limits)."""
+    down = create_app({**settings, "REDIS_URL": DEAD_REDIS, "RATELIMIT_STORAGE_URI": DEAD_REDIS})
+    down.test_client_class = Http
+    try:
+        yield down
+    finally:
+        # Flask-Limiter keeps one storage for every app of the process: give it back the
+        # run's Redis, and leave the in-memory fallback the dead one made it switch to.
+        create_app(settings)
+        limiter._storage_dead = False
+
+
+def _clear(app: Flask) -> None:
+    for name in QUEUES:
+        queue(app, name).empty()
+
+
+def _upload(http: Http, token: str, item_id: int, name: str) -> Any:
+    assert http.get(f"/l/{token}").status_code == 302
+    page = http.get("/depot")
+    assert page.status_code == 200
+    return http.post(
+        f"/depot/elements/{item_id}/fichiers",
+        data={
+            "csrf_token": http.csrf_token("/depot"),
+            "fichiers": [(io.BytesIO(path(name).read_bytes()), name)],
+        },
+        headers={"Accept": "application/json"},
+        content_type="multipart/form-data",
+    )
+
+
+def test_with_redis_down_login_link_page_feed_and_upload_still_work(
+    redis_down, connection, org, agent, caplog
+):
+    db.bind_to(redis_down, connection)
+    client = factories.MicroClientFactory(org=org, last_name="Martinez")
+    case = open_case(client, "urssaf-ca", agent.ref, today=TODAY)
+    item = next(i for i in case.items if i.code == "releves_bancaires")
+    _link, token = links.create_link(client, agent.ref)
+    _feed, feed_token = feeds.create_feed(org.id, agent.id, agent.ref)
+    db.session.commit()
+    caplog.set_level(logging.WARNING)
+
+    http = redis_down.test_client()
+    http.login(agent)  # asserts the redirect to the dashboard
+    assert "Bruno Agent" in http.get("/").get_data(as_text=True)
+    ics = http.get(f"/ics/{feed_token}.ics")
+    assert ics.status_code == 200 and "BEGIN:VCALENDAR" in ics.get_data(as_text=True)
+
+    public = redis_down.test_client()
+    response = _upload(public, token, item.id, "scan_3_pages.pdf")
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.get_json()["files"][0]["stored"] is True
+    document = db.session.scalars(select(Document).where(Document.case_id == case.id)).one()
+    assert document.normalisation == Normalisation.pending  # its job is still owed
+    assert "Rate limit storage unreachable" in caplog.text
+    assert "could not send job worker.jobs.normalise_document" in caplog.text
+
+
+def test_jobs_lost_while_redis_was_down_are_sent_again_by_the_tick(
+    app, settings, committed, redis_down
+):
+    _clear(app)
+    org = factories.OrgFactory(name="Organisation sans Redis")
+    agent = factories.UserFactory(org=org)
+    client = factories.MicroClientFactory(org=org)
+    db.session.commit()
+    committed.append(org.id)
+    case = open_case(client, "urssaf-ca", agent.ref, today=TODAY)
+    item = next(i for i in case.items if i.code == "releves_bancaires")
+    _link, token = links.create_link(client, agent.ref)
+    db.session.commit()
+    case_id = case.id
+
+    # Redis is down: the upload and the pack request succeed, their jobs cannot be sent.
+    public = redis_down.test_client()
+    assert _upload(public, token, item.id, "scan_3_pages.pdf").status_code == 201
+    staff = redis_down.test_client()
+    staff.login(agent)
+    asked = staff.post_form(
+        f"/dossiers/{case_id}/pochettes", {"force": "y"}, page=f"/dossiers/{case_id}"
+    )
+    assert asked.status_code == 302
+    db.session.expire_all()
+    document = db.session.scalars(select(Document).where(Document.case_id == case_id)).one()
+    pack = db.session.scalars(select(Pack).where(Pack.case_id == case_id)).one()
+    assert (document.normalisation, pack.status) == (Normalisation.pending, PackStatus.queued)
+    assert sum(queue(app, name).count for name in QUEUES) == 0
+
+    # Too early: a job may still be on its way.
+    assert cron.resend_lost_jobs() == "nothing lost"
+    # Redis is back; the worker's tick a quarter of an hour later sends both again, once.
+    later = (utcnow() + timedelta(minutes=15)).isoformat()
+    assert cron.resend_lost_jobs(later) == "1 normalise_document, 1 build_pack sent again"
+    assert cron.resend_lost_jobs(later) == "nothing lost"  # Redis holds them now
+    assert queue(app, "documents").job_ids == [f"normalise_document-{document.id}"]
+    assert queue(app, "packs").job_ids == [f"build_pack-{pack.id}"]
+
+    run = run_worker(settings)
+    assert run.returncode == 0, run.stderr
+    engine = create_engine(settings["DATABASE_URL"])
+    with engine.connect() as conn:
+        normalised = conn.execute(
+            text("SELECT normalisation, normalised_key FROM documents WHERE id = :i"),
+            {"i": document.id},
+        ).one()
+        built = conn.execute(
+            text("SELECT status, pages FROM packs WHERE id = :i"), {"i": pack.id}
+        ).one()
+    engine.dispose()
+    assert normalised.normalisation == "ready" and normalised.normalised_key
+    assert built.status == "ready" and built.pages >= 1
