@@ -39,6 +39,7 @@ __all__ = [
     "S3Store",
     "StorageError",
     "StorageUnavailable",
+    "case_prefix",
     "content_disposition",
     "get_store",
     "init_app",
@@ -122,6 +123,11 @@ def validate_key(key: str) -> str:
     for part in key.split("/"):
         _check_part(part, "object key")
     return key
+
+
+def case_prefix(org_id: int, case_id: int) -> str:
+    """The folder of a case's objects (its documents, their versions, its packs)."""
+    return f"org/{org_id}/case/{case_id}/"
 
 
 def _validate_prefix(prefix: str) -> str:

@@ -46,6 +46,7 @@ from portal.clients.forms import (
 )
 from portal.clients.models import Client
 from portal.db import db, utcnow
+from portal.deletions import claim, reserve
 from portal.documents.models import Document, UploadLink
 from portal.packs.models import Pack
 from portal.privacy.deletions import schedule_deletion
@@ -479,6 +480,8 @@ def build_export(export_id: int, *, now: datetime | None = None) -> ExportStatus
         db.session.rollback()
         return None
     key = new_key(org_id)
+    reserve(org_id, [key], "export", 2 * STALE_AFTER)  # deleted unless the row comes to name it
+    db.session.commit()
     try:
         record = load_record(client)
         with tempfile.TemporaryDirectory(prefix="pochette-export-") as tmp:
@@ -500,6 +503,9 @@ def build_export(export_id: int, *, now: datetime | None = None) -> ExportStatus
         schedule_deletion(org_id, [key], "export.orphan")
         db.session.commit()
         return None
+    if not claim([key]):  # the reservation ran out: the object may be gone
+        _fail(export_id, "storage: reservation expired")
+        raise ExportNotBuilt(f"export {export_id}: written too late")
     export.status = ExportStatus.ready
     export.built_at = now
     export.expires_at = now + timedelta(days=EXPORT_DAYS)

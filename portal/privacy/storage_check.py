@@ -4,7 +4,8 @@ Every object lives under `org/<org_id>/`. A key is known when a row names it in 
 KEY_COLUMNS below, the one list of columns that hold object keys: a model that stores objects
 adds its columns here (tests/test_storage_check.py fails for a `*_key` column left out). Keys
 waiting in `pending_deletions` (an erasure, retention) are reported apart: they are on their
-way out, not orphans.
+way out, not orphans; so are the keys a running job has reserved before writing them, and
+whatever lies under a watched prefix (an erased case's folder, purged on every tick).
 
 The rows are read before the bucket is listed, so an upload that lands in between shows as a
 young orphan, never as a missing object; `repair` only deletes orphans older than one day for
@@ -24,9 +25,10 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from portal.accounts.models import Organisation
 from portal.db import db, utcnow
+from portal.deletions import PendingDeletion
 from portal.documents.models import Document
 from portal.packs.models import Pack
-from portal.privacy.models import Export, PendingDeletion
+from portal.privacy.models import Export
 from portal.storage import ObjectInfo, StorageError, get_store
 
 # Every column that holds an object key; each model's key columns are listed next to it.
@@ -40,11 +42,16 @@ KEY_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
 )
 
 
-def stored_keys(model: type, *where: Any) -> tuple[int, list[str]]:
+def stored_keys(model: type, *where: Any, lock: bool = False) -> tuple[int, list[str]]:
     """How many rows of `model` match `where`, and every object key they name (KEY_COLUMNS):
-    what an erasure or a purge must delete along with the rows."""
+    what an erasure or a purge must delete along with the rows.
+
+    `lock` (the deletion itself): the rows are locked, so a job about to make one of them name
+    a new object either commits first (and its key is read here) or finds the row gone.
+    """
     columns = [column for column in KEY_COLUMNS if column.class_ is model]
-    rows = db.session.execute(select(*columns).where(*where)).all()
+    stmt = select(*columns).where(*where)
+    rows = db.session.execute(stmt.with_for_update() if lock else stmt).all()
     return len(rows), [key for row in rows for key in row if key]
 
 
@@ -105,7 +112,7 @@ def column_name(column: InstrumentedAttribute[Any]) -> str:
     return f"{column.class_.__tablename__}.{column.key}"
 
 
-def known_keys(org_id: int | None = None) -> dict[int, dict[str, str]]:
+def known_keys(org_id: int | None = None, *, prefix: str = "") -> dict[int, dict[str, str]]:
     """org id -> {key: the column naming it}, from every KEY_COLUMNS column."""
     found: dict[int, dict[str, str]] = defaultdict(dict)
     for column in KEY_COLUMNS:
@@ -113,6 +120,8 @@ def known_keys(org_id: int | None = None) -> dict[int, dict[str, str]]:
         stmt = select(model.org_id, column).where(column.is_not(None))
         if org_id is not None:
             stmt = stmt.where(model.org_id == org_id)
+        if prefix:
+            stmt = stmt.where(column.startswith(prefix, autoescape=True))
         for owner, key in db.session.execute(stmt):
             found[owner].setdefault(key, column_name(column))
     return found
@@ -144,6 +153,8 @@ def check_storage(
         org_ids = [i for i in org_ids if i == org_id]
     rows = known_keys(org_id)
     pending = _pending(org_id)
+    # Folders of erased cases: what is left there goes on the next tick.
+    watched = tuple(key for key in pending if key.endswith("/"))
     store = get_store()
     objects: dict[int, list[ObjectInfo]] = defaultdict(list)
     report = StorageReport()
@@ -162,7 +173,7 @@ def check_storage(
         for info in listed:
             if info.key in named:
                 continue
-            if info.key in pending:
+            if info.key in pending or info.key.startswith(watched):
                 org.pending.append(info.key)
             else:
                 org.orphans.append(info)
