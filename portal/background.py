@@ -68,6 +68,7 @@ JOBS: dict[str, JobSpec] = {
     "worker.cron.retry_reminders": JobSpec(timeout=600, retries=0),
     "worker.cron.retry_deletions": JobSpec(timeout=900, retries=0),
     "worker.cron.resend_lost_jobs": JobSpec(timeout=300, retries=0),
+    "worker.cron.abort_uploads": JobSpec(timeout=300, retries=0),
 }
 
 _PENDING = "pochette.pending_jobs"

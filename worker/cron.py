@@ -5,8 +5,11 @@ cases, send the due reminders and retries, journal expired links, apply retentio
 so `flask run-daily` runs exactly what the worker runs. Here is only *when*:
 
 - once a day, at the first tick after 06:30 Europe/Paris, `run_daily(<that day>)` is enqueued;
-- every 15 minutes `retry_reminders` is enqueued, so a failed e-mail is tried again after its
-  back-off (15 min, 1 h, 4 h) rather than the next morning.
+- every 15 minutes the EVERY_QUARTER jobs are enqueued: `retry_reminders`, so a failed e-mail
+  is tried again after its back-off (15 min, 1 h, 4 h) rather than the next morning;
+  `resend_lost_jobs`, the jobs Redis lost or never got (portal.background); `retry_deletions`,
+  the objects storage refused to delete, leases that ran out and erased cases' folders
+  (portal.deletions); `abort_uploads`, multipart uploads a crash left unfinished.
 
 Every minute the loop tries `SET key NX` in Redis for the day (or the quarter of an hour); only
 the worker that sets the key enqueues, so several worker processes or hosts run each job once.
@@ -114,11 +117,21 @@ def retry_deletions() -> str:
     return str(purge_all())
 
 
+@job
+def abort_uploads(now: str | None = None) -> str:
+    """Abort the uploads a crash left unfinished (their parts fill the bucket unseen)."""
+    from portal.privacy.storage_check import abort_abandoned_uploads
+
+    aborted, failed = abort_abandoned_uploads(datetime.fromisoformat(now) if now else None)
+    return f"{aborted} unfinished upload(s) aborted, {failed} failed"
+
+
 # Enqueued every RETRY_EVERY: the retries of work whose first try failed or died.
 EVERY_QUARTER = (
     "worker.cron.retry_reminders",
     "worker.cron.resend_lost_jobs",
     "worker.cron.retry_deletions",
+    "worker.cron.abort_uploads",
 )
 
 

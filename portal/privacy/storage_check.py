@@ -7,6 +7,9 @@ waiting in `pending_deletions` (an erasure, retention) are reported apart: they 
 way out, not orphans; so are the keys a running job has reserved before writing them, and
 whatever lies under a watched prefix (an erased case's folder, purged on every tick).
 
+Uploads begun and never finished (a crash mid-multipart) are listed too: the worker's tick
+aborts those older than ABANDONED_AFTER (`abort_abandoned_uploads`), and so does `repair`.
+
 The rows are read before the bucket is listed, so an upload that lands in between shows as a
 young orphan, never as a missing object; `repair` only deletes orphans older than one day for
 the same reason (an upload stores its object before its row commits).
@@ -29,7 +32,7 @@ from portal.deletions import PendingDeletion
 from portal.documents.models import Document
 from portal.packs.models import Pack
 from portal.privacy.models import Export
-from portal.storage import ObjectInfo, StorageError, get_store
+from portal.storage import IncompleteUpload, ObjectInfo, StorageError, get_store
 
 # Every column that holds an object key; each model's key columns are listed next to it.
 KEY_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
@@ -57,6 +60,9 @@ def stored_keys(model: type, *where: Any, lock: bool = False) -> tuple[int, list
 
 # Orphans younger than this are left alone by repair: their row may not have committed yet.
 REPAIR_MIN_AGE = timedelta(days=1)
+# An upload unfinished after this long was abandoned (no upload or job runs that long: an
+# export, the longest, is killed after 30 minutes): the tick aborts it.
+ABANDONED_AFTER = timedelta(hours=1)
 PREFIX = "org/"
 _ORG_KEY = re.compile(r"^org/(\d+)/")
 
@@ -71,10 +77,12 @@ class OrgReport:
     pending: list[str] = field(default_factory=list)  # objects waiting to be deleted
     repaired: list[str] = field(default_factory=list)
     repair_failed: list[str] = field(default_factory=list)
+    incomplete: list[IncompleteUpload] = field(default_factory=list)  # unfinished uploads
+    aborted: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not self.orphans and not self.missing
+        return not self.orphans and not self.missing and not self.incomplete
 
 
 @dataclass
@@ -94,6 +102,7 @@ class StorageReport:
             out.append(
                 f"{what}: {org.objects} object(s), {len(org.orphans)} orphan(s), "
                 f"{len(org.missing)} missing, {len(org.pending)} pending deletion, "
+                f"{len(org.incomplete)} incomplete upload(s), "
                 f"{len(org.repaired)} deleted by repair"
             )
             out += [
@@ -104,6 +113,11 @@ class StorageReport:
             out += [f"  pending {key}" for key in org.pending]
             out += [f"  deleted {key}" for key in org.repaired]
             out += [f"  not deleted {key}" for key in org.repair_failed]
+            out += [
+                f"  incomplete upload {upload.key} (started {upload.started_at:%Y-%m-%d %H:%M} UTC)"
+                for upload in org.incomplete
+            ]
+            out += [f"  aborted upload {key}" for key in org.aborted]
         out += [f"stray {info.key}" for info in self.stray]
         return out
 
@@ -158,13 +172,17 @@ def check_storage(
     store = get_store()
     objects: dict[int, list[ObjectInfo]] = defaultdict(list)
     report = StorageReport()
-    for info in store.list(f"{PREFIX}{org_id}/" if org_id is not None else PREFIX):
+    prefix = f"{PREFIX}{org_id}/" if org_id is not None else PREFIX
+    for info in store.list(prefix):
         owner = _org_of(info.key)
         if owner is None:
             report.stray.append(info)
         else:
             objects[owner].append(info)
-    for owner in sorted({*org_ids, *objects, *rows}):
+    unfinished: dict[int, list[IncompleteUpload]] = defaultdict(list)
+    for upload in store.incomplete_uploads(prefix):
+        unfinished[_org_of(upload.key) or 0].append(upload)
+    for owner in sorted({*org_ids, *objects, *rows, *unfinished}):
         org = OrgReport(owner, known=owner in org_ids)
         listed = objects.get(owner, [])
         named = rows.get(owner, {})
@@ -178,8 +196,12 @@ def check_storage(
             else:
                 org.orphans.append(info)
         org.missing = sorted((column, key) for key, column in named.items() if key not in present)
+        org.incomplete = unfinished.get(owner, [])
         if repair:
             _repair(org, now)
+            aborted, _failed = _abort(org.incomplete, now)
+            org.aborted = [upload.key for upload in aborted]
+            org.incomplete = [upload for upload in org.incomplete if upload not in aborted]
         report.orgs.append(org)
     return report
 
@@ -200,3 +222,30 @@ def _repair(org: OrgReport, now: datetime) -> None:
         else:
             org.repaired.append(info.key)
     org.orphans = kept
+
+
+def _abort(
+    uploads: list[IncompleteUpload], now: datetime
+) -> tuple[list[IncompleteUpload], list[IncompleteUpload]]:
+    """Abort the uploads older than ABANDONED_AFTER: (aborted, failed); younger ones may still
+    be on their way."""
+    store = get_store()
+    aborted: list[IncompleteUpload] = []
+    failed: list[IncompleteUpload] = []
+    for upload in uploads:
+        if now - upload.started_at < ABANDONED_AFTER:
+            continue
+        try:
+            store.abort_upload(upload)
+        except StorageError:
+            failed.append(upload)
+        else:
+            aborted.append(upload)
+    return aborted, failed
+
+
+def abort_abandoned_uploads(now: datetime | None = None) -> tuple[int, int]:
+    """The worker's tick: abort every upload left unfinished (a crash mid-multipart) for longer
+    than ABANDONED_AFTER; (aborted, failed). Raises StorageError when storage cannot list."""
+    aborted, failed = _abort(list(get_store().incomplete_uploads()), now or utcnow())
+    return len(aborted), len(failed)
