@@ -6,9 +6,10 @@ RQ; without it the job runs inline right after the commit, in its own app contex
 
 Redis may be down when a request commits: the job is then not sent (logged), but the request
 still succeeds, because what must run is written down in PostgreSQL in that same transaction,
-as the rows' own states (a document `pending` normalisation, a pack or an export `queued`,
-a `pending_deletions` row). The worker's 15-minute tick (worker/cron.py) reads those states and
-sends again, through `resend`, every job that waited too long and that Redis no longer holds.
+as the rows' own states (a document `pending` normalisation, a pack or an export `queued`, a
+filed case without its notice, a `pending_deletions` row). The worker's 15-minute tick
+(worker/cron.py) reads those states and sends again, through `resend`, every job that waited
+too long and that Redis no longer holds.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ class JobSpec:
 JOBS: dict[str, JobSpec] = {
     "worker.jobs.ping": JobSpec(timeout=30, retries=0),
     # The client filed: tell the agent (portal.reminders sends it, idempotent per case).
-    "worker.jobs.notify_filed": JobSpec(timeout=60, retries=3, retry_intervals=(60, 300, 900)),
+    "worker.jobs.notify_filed": JobSpec(
+        timeout=60, retries=3, retry_intervals=(60, 300, 900), unique=True
+    ),
     # Storage hiccups are retried; a file that cannot be normalised is flagged, not retried.
     "worker.jobs.normalise_document": JobSpec(
         queue="documents", timeout=300, retries=3, retry_intervals=(10, 60, 300), unique=True

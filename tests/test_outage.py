@@ -150,3 +150,43 @@ def test_jobs_lost_while_redis_was_down_are_sent_again_by_the_tick(
     engine.dispose()
     assert normalised.normalisation == "ready" and normalised.normalised_key
     assert built.status == "ready" and built.pages >= 1
+
+
+def test_a_filing_notice_lost_with_redis_is_sent_again_once(
+    app, connection, org, admin, redis_down
+):
+    from portal.cases.models import Case
+    from portal.documents.filing import record_filing
+    from portal.documents.models import Source
+    from portal.reminders.models import Reminder, ReminderKind
+    from worker.jobs import notify_filed
+
+    _clear(app)
+    client = factories.MicroClientFactory(org=org)
+    case_id = open_case(client, "urssaf-ca", admin.ref, today=TODAY).id
+    db.session.commit()
+    db.bind_to(redis_down, connection)
+    with redis_down.app_context():  # the client files while Redis is down
+        record_filing(
+            db.session.get(Case, case_id),
+            "link:1",
+            reference="A1B2C3D4E5",
+            receipt=None,
+            source=Source.link,
+            max_bytes=10**7,
+            today=TODAY,
+        )
+        db.session.commit()
+    assert sum(queue(app, name).count for name in QUEUES) == 0
+    later = (utcnow() + timedelta(minutes=15)).isoformat()
+    assert cron.resend_lost_jobs(later) == "1 notify_filed sent again"
+    assert queue(app, "default").job_ids == [f"notify_filed-{case_id}"]
+    _clear(app)
+    notify_filed(case_id)  # what the worker runs
+    notices = db.session.scalars(
+        select(Reminder).where(
+            Reminder.case_id == case_id, Reminder.kind == ReminderKind.filed_notice
+        )
+    ).all()
+    assert [n.recipient for n in notices] == [admin.email.lower()]
+    assert cron.resend_lost_jobs(later) == "nothing lost"

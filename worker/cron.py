@@ -84,12 +84,14 @@ def retry_reminders() -> str:
 @job
 def resend_lost_jobs(now: str | None = None) -> str:
     """Send again every job whose row still waits for it after too long (portal.background):
-    pending normalisations, queued packs and exports (Redis was down, or lost them), and
-    packs and exports whose run died mid-build. Jobs Redis still holds are left alone."""
+    pending normalisations, queued packs and exports, filing notices (Redis was down, or lost
+    them), and packs and exports whose run died mid-build. Jobs Redis still holds are left
+    alone."""
     from portal.background import resend
     from portal.documents.processing import waiting_documents
     from portal.packs.runs import stale_packs, waiting_packs
     from portal.privacy.exports import stale_exports, waiting_exports
+    from portal.reminders.sending import waiting_filed_notices
 
     at = datetime.fromisoformat(now) if now else utcnow()
     lost = (
@@ -98,6 +100,7 @@ def resend_lost_jobs(now: str | None = None) -> str:
         ("build_pack", stale_packs(at), True),
         ("build_export", waiting_exports(at), False),
         ("build_export", stale_exports(at), True),
+        ("notify_filed", waiting_filed_notices(at), False),
     )
     sent: dict[str, int] = {}
     for name, ids, dead in lost:
