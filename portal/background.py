@@ -74,6 +74,16 @@ JOBS: dict[str, JobSpec] = {
     "worker.cron.abort_uploads": JobSpec(timeout=300, retries=0),
 }
 
+# The worker's tick: run every 15 minutes by `python -m worker` (worker/cron.py), or by
+# `flask tick` from the system's cron in the embedded mode. Retries of work whose first try
+# failed, died or was never sent.
+QUARTER_JOBS = (
+    "worker.cron.retry_reminders",
+    "worker.cron.resend_lost_jobs",
+    "worker.cron.retry_deletions",
+    "worker.cron.abort_uploads",
+)
+
 _PENDING = "pochette.pending_jobs"
 # A row still waiting for its job after this long has lost it (Redis was down when it was
 # sent, or lost it): the worker's sweep sends it again. Longer than a normal queue's wait.

@@ -190,3 +190,59 @@ def test_a_filing_notice_lost_with_redis_is_sent_again_once(
     ).all()
     assert [n.recipient for n in notices] == [admin.email.lower()]
     assert cron.resend_lost_jobs(later) == "nothing lost"
+
+
+def test_embedded_mode_tick_finishes_what_a_crash_left(settings, tmp_path):
+    """No Redis, no worker: `flask tick` from the system's cron runs the same recovery."""
+    import os
+
+    import flask_migrate
+
+    from portal.documents.models import Source
+    from portal.documents.operations import add_document
+    from portal.storage import TEMP_PREFIX, get_store
+
+    embedded = create_app(
+        {
+            **settings,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/pochette.db",
+            "STORAGE_URL": (tmp_path / "storage").as_uri(),
+            "REDIS_URL": None,
+        }
+    )
+    with embedded.app_context():
+        flask_migrate.upgrade()
+        get_store().ensure_bucket()
+        org = factories.OrgFactory(name="Association embarquée")
+        agent = factories.UserFactory(org=org)
+        client = factories.MicroClientFactory(org=org)
+        case = open_case(client, "urssaf-ca", agent.ref, today=TODAY)
+        item = next(i for i in case.items if i.code == "releves_bancaires")
+        with path("scan_3_pages.pdf").open("rb") as handle:
+            document = add_document(
+                case, item, handle, "releve.pdf", agent.ref, source=Source.staff, max_bytes=10**8
+            )
+        db.session.commit()  # the normalisation runs inline, right after the commit
+        db.session.refresh(document)
+        assert document.normalisation == Normalisation.ready
+        # The process died during a later one: the row still says pending, 20 minutes on.
+        document.normalisation = Normalisation.pending
+        document.uploaded_at = utcnow() - timedelta(minutes=20)
+        db.session.commit()
+        # And a put was cut short two hours ago, leaving its temporary file.
+        folder = tmp_path / "storage" / "org" / str(org.id)
+        leftover = folder / f"{TEMP_PREFIX}abc123"
+        leftover.write_bytes(b"half")
+        two_hours_ago = (utcnow() - timedelta(hours=2)).timestamp()
+        os.utime(leftover, (two_hours_ago, two_hours_ago))
+        document_id = document.id
+        db.session.remove()
+
+    result = embedded.test_cli_runner().invoke(args=["tick"])
+    assert result.exit_code == 0, result.output
+    assert "resend_lost_jobs: 1 normalise_document sent again" in result.output
+    assert "abort_uploads: 1 unfinished upload(s) aborted, 0 failed" in result.output
+    assert not leftover.exists()
+    with embedded.app_context():
+        assert db.session.get(Document, document_id).normalisation == Normalisation.ready
+        db.engine.dispose()

@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
-from portal.background import JOBS
+from portal.background import JOBS, QUARTER_JOBS
 from portal.db import utcnow
 from worker import job
 
@@ -129,13 +129,8 @@ def abort_uploads(now: str | None = None) -> str:
     return f"{aborted} unfinished upload(s) aborted, {failed} failed"
 
 
-# Enqueued every RETRY_EVERY: the retries of work whose first try failed or died.
-EVERY_QUARTER = (
-    "worker.cron.retry_reminders",
-    "worker.cron.resend_lost_jobs",
-    "worker.cron.retry_deletions",
-    "worker.cron.abort_uploads",
-)
+# Enqueued every RETRY_EVERY: the retries of work whose first try failed, died or was lost.
+EVERY_QUARTER = QUARTER_JOBS
 
 
 def _enqueue(redis: Any, name: str, *args: Any) -> None:
