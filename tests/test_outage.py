@@ -8,27 +8,39 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
+import flask_migrate
 import pytest
 from flask import Flask
+from rq.job import Job, JobStatus
 from sqlalchemy import create_engine, select, text
 
 from portal import create_app
 from portal.background import QUEUES, queue
 from portal.cases import feeds
+from portal.cases.models import Case
 from portal.cases.operations import open_case
+from portal.clients.models import Client
 from portal.db import db, utcnow
 from portal.documents import links
-from portal.documents.models import Document, Normalisation
+from portal.documents.filing import record_filing
+from portal.documents.models import Document, Normalisation, Source
+from portal.documents.operations import add_document
 from portal.extensions import limiter
 from portal.packs.models import Pack, PackStatus
+from portal.privacy.exports import STALE_AFTER, request_export
+from portal.privacy.models import Export, ExportStatus
+from portal.reminders.models import Reminder, ReminderKind
+from portal.storage import TEMP_PREFIX, get_store
 from tests import factories
 from tests.conftest import Http, run_worker
 from tests.corpus import path
 from worker import cron
+from worker.jobs import notify_filed
 
 TODAY = date(2026, 11, 27)
 # Nothing listens on the discard port: connections are refused at once.
@@ -155,12 +167,6 @@ def test_jobs_lost_while_redis_was_down_are_sent_again_by_the_tick(
 def test_a_filing_notice_lost_with_redis_is_sent_again_once(
     app, connection, org, admin, redis_down
 ):
-    from portal.cases.models import Case
-    from portal.documents.filing import record_filing
-    from portal.documents.models import Source
-    from portal.reminders.models import Reminder, ReminderKind
-    from worker.jobs import notify_filed
-
     _clear(app)
     client = factories.MicroClientFactory(org=org)
     case_id = open_case(client, "urssaf-ca", admin.ref, today=TODAY).id
@@ -194,14 +200,6 @@ def test_a_filing_notice_lost_with_redis_is_sent_again_once(
 
 def test_embedded_mode_tick_finishes_what_a_crash_left(settings, tmp_path):
     """No Redis, no worker: `flask tick` from the system's cron runs the same recovery."""
-    import os
-
-    import flask_migrate
-
-    from portal.documents.models import Source
-    from portal.documents.operations import add_document
-    from portal.storage import TEMP_PREFIX, get_store
-
     embedded = create_app(
         {
             **settings,
@@ -246,3 +244,31 @@ def test_embedded_mode_tick_finishes_what_a_crash_left(settings, tmp_path):
     with embedded.app_context():
         assert db.session.get(Document, document_id).normalisation == Normalisation.ready
         db.engine.dispose()
+
+
+def test_lost_and_dead_exports_are_sent_again(app, connection, org, admin, redis_down):
+    _clear(app)
+    lost_for = factories.MicroClientFactory(org=org)
+    dead_for = factories.MicroClientFactory(org=org)
+    db.session.commit()
+    db.bind_to(redis_down, connection)
+    with redis_down.app_context():  # asked while Redis is down: the job is not sent
+        lost_id = request_export(db.session.get(Client, lost_for.id), admin.ref).id
+        db.session.commit()
+    # Another one was being built by a worker killed an hour ago (RQ still says "started").
+    dead = request_export(dead_for, admin.ref)
+    db.session.commit()
+    dead.status, dead.attempts = ExportStatus.building, 1
+    dead.started_at = utcnow() - STALE_AFTER - timedelta(minutes=1)
+    db.session.commit()
+    rq_job = Job.fetch(f"build_export-{dead.id}", connection=queue(app, "default").connection)
+    rq_job.set_status(JobStatus.STARTED)
+
+    later = (utcnow() + timedelta(minutes=15)).isoformat()
+    assert cron.resend_lost_jobs(later) == "2 build_export sent again"
+    assert sorted(queue(app, "default").job_ids) == sorted(
+        [f"build_export-{lost_id}", f"build_export-{dead.id}"]
+    )
+    assert cron.resend_lost_jobs(later) == "nothing lost"  # both are queued now
+    assert db.session.get(Export, lost_id).status == ExportStatus.queued
+    _clear(app)
