@@ -170,3 +170,21 @@ def test_tick_purges_what_lands_under_an_erased_case_without_waiting_a_day(org, 
     purge_pending(utcnow() + timedelta(days=1))
     rows = db.session.query(PendingDeletion).filter_by(org_id=org.id).all()
     assert rows == []
+
+
+def test_two_runs_of_one_normalisation_leave_one_named_set_of_versions(org, agent, on_thumbnail):
+    """The tick re-sent the job while the first run was still writing: both write the same
+    keys; the one that finishes second must neither delete nor orphan them."""
+    _client, case, document = _upload(org, agent)
+    document_id = document.id
+
+    def second_run():
+        assert normalise_document(db.session.get(Document, document_id)) is True
+
+    on_thumbnail(second_run)
+    assert normalise_document(document) is True
+    document = db.session.get(Document, document_id)
+    assert sorted(_left(case)) == sorted([document.storage_key, *document.derived_keys])
+    assert not db.session.query(PendingDeletion).filter_by(org_id=org.id).count()
+    purge_pending(utcnow() + WRITE_LEASE + timedelta(minutes=1))
+    assert check_storage(org_id=org.id).clean

@@ -63,8 +63,10 @@ def normalise_document(document: Document) -> bool:
             result = normalise(source, document.kind, workdir)
         except NormaliseError as exc:
             return _failed(document, str(exc))
-        if _locked(document_id) is None:
-            return False  # deleted meanwhile: nothing to write
+        current = _locked(document_id)
+        if current is None or current.normalisation == Normalisation.ready:
+            db.session.commit()
+            return current is not None  # deleted, or done by another run: nothing to write
         reserve(org_id, keys, "normalise", WRITE_LEASE)
         db.session.commit()
         with result.pdf_path.open("rb") as pdf:
@@ -73,11 +75,15 @@ def normalise_document(document: Document) -> bool:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     document = _locked(document_id)
-    if document is None or document.normalisation == Normalisation.ready:
-        # Deleted (or done by another run) while we wrote: our objects must not stay.
+    if document is None:  # deleted while we wrote: our objects must not stay
         release(org_id, keys, "normalise.orphan")
         db.session.commit()
-        return document is not None
+        return False
+    if document.normalisation == Normalisation.ready:
+        # Another run named the same keys first (we rewrote the same bytes): drop our lease.
+        claim(keys)
+        db.session.commit()
+        return True
     if not claim(keys):
         db.session.rollback()
         raise LeaseLost(f"document {document_id}: the written versions were reclaimed")
