@@ -113,7 +113,7 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         # request through (logged) rather than answering 500.
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": True,
-        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
         "LOGIN_LIMIT_PER_IP": get("POCHETTE_LOGIN_LIMIT_PER_IP") or "20 per minute",
         "LOGIN_LIMIT_PER_ACCOUNT": get("POCHETTE_LOGIN_LIMIT_PER_ACCOUNT") or "5 per 15 minutes",
         # Mail: printed on the console unless an SMTP host is set.
