@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 
@@ -155,6 +156,28 @@ def storage_init_command() -> None:
     click.echo("Storage ready.")
 
 
+@click.command("tick")
+@with_appcontext
+def tick_command() -> None:
+    """Run the worker's 15-minute jobs once, in this process: send again the reminders, jobs
+    and deletions that failed or were lost, abort abandoned uploads. The embedded mode (no
+    Redis, no worker) runs it from the system's cron. Exit 1 when one of them failed."""
+    from portal.background import QUARTER_JOBS, resolve
+
+    failed = False
+    for name in QUARTER_JOBS:
+        short = name.rsplit(".", 1)[1]
+        try:
+            click.echo(f"{short}: {resolve(name)()}")
+        except Exception as exc:
+            db.session.rollback()
+            logging.getLogger(__name__).exception("tick job %s failed", name)
+            click.echo(f"{short}: FAILED ({type(exc).__name__})", err=True)
+            failed = True
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
 def init_app(app: Flask) -> None:
     from portal.cases.commands import (
         create_cases_command,
@@ -179,5 +202,6 @@ def init_app(app: Flask) -> None:
         run_daily_command,
         storage_check_command,
         build_pack_command,
+        tick_command,
     ):
         app.cli.add_command(command)

@@ -111,6 +111,12 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_ENABLED": _bool(get("POCHETTE_RATELIMIT"), default=True),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Redis down must not lock anyone out: limits go on in this process's memory (with a
+        # warning in the log) until Redis answers again, and any other limiter error lets the
+        # request through (logged) rather than answering 500.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
         "LOGIN_LIMIT_PER_IP": get("POCHETTE_LOGIN_LIMIT_PER_IP") or "20 per minute",
         "LOGIN_LIMIT_PER_ACCOUNT": get("POCHETTE_LOGIN_LIMIT_PER_ACCOUNT") or "5 per 15 minutes",
         # Past that, a browser the account never used gets one try per address this often.

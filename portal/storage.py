@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXTENSION_KEY",
+    "IncompleteUpload",
     "LocalStore",
     "ObjectInfo",
     "ObjectNotFound",
@@ -39,6 +40,7 @@ __all__ = [
     "S3Store",
     "StorageError",
     "StorageUnavailable",
+    "case_prefix",
     "content_disposition",
     "get_store",
     "init_app",
@@ -83,6 +85,16 @@ class ObjectInfo:
     modified_at: datetime  # tz-aware UTC
 
 
+@dataclass(frozen=True)
+class IncompleteUpload:
+    """An upload begun and never finished (S3 multipart; LocalStore's temporary file): its
+    parts use space but no object exists. A crash mid-upload leaves one behind."""
+
+    key: str
+    upload_id: str
+    started_at: datetime  # tz-aware UTC
+
+
 # --- keys -------------------------------------------------------------------------------------
 
 
@@ -122,6 +134,11 @@ def validate_key(key: str) -> str:
     for part in key.split("/"):
         _check_part(part, "object key")
     return key
+
+
+def case_prefix(org_id: int, case_id: int) -> str:
+    """The folder of a case's objects (its documents, their versions, its packs)."""
+    return f"org/{org_id}/case/{case_id}/"
 
 
 def _validate_prefix(prefix: str) -> str:
@@ -236,6 +253,15 @@ class ObjectStore(ABC):
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Objects whose key starts with prefix, in UTF-8 byte order (S3's order), lazily."""
+
+    @abstractmethod
+    def incomplete_uploads(self, prefix: str = "") -> Iterator[IncompleteUpload]:
+        """Uploads begun under prefix and not finished (nor aborted), lazily."""
+
+    @abstractmethod
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        """Drop an unfinished upload's parts; idempotent. Only for an upload nobody is
+        still sending: the caller judges by its age."""
 
     @abstractmethod
     def presigned_url(
@@ -430,6 +456,39 @@ class LocalStore(ObjectStore):
                     continue  # deleted while listing
                 yield ObjectInfo(key=key, size=info.st_size, modified_at=_utc(info.st_mtime))
 
+    def incomplete_uploads(self, prefix: str = "") -> Iterator[IncompleteUpload]:
+        """The temporary files `put` leaves when the process dies before its rename."""
+        _validate_prefix(prefix)
+        directory, _, _ = prefix.rpartition("/")
+        start = self.root.joinpath(*directory.split("/")) if directory else self.root
+        return self._temporaries(start, prefix)
+
+    def _temporaries(self, start: Path, prefix: str) -> Iterator[IncompleteUpload]:
+        for folder, dirs, files in os.walk(start):
+            dirs.sort()
+            base = Path(folder).relative_to(self.root).as_posix()
+            base = "" if base == "." else f"{base}/"
+            for name in sorted(files):
+                if not name.startswith(TEMP_PREFIX) or not (base + name).startswith(prefix):
+                    continue
+                try:
+                    started = os.stat(os.path.join(folder, name)).st_mtime
+                except FileNotFoundError:
+                    continue  # finished (renamed) or removed while listing
+                yield IncompleteUpload(base + name, base + name, _utc(started))
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        _validate_prefix(upload.upload_id)
+        name = upload.upload_id.rsplit("/", 1)[-1]
+        if not name.startswith(TEMP_PREFIX):
+            raise ValueError("not an unfinished upload of this store")
+        try:
+            self.root.joinpath(*upload.upload_id.split("/")).unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _os_error(exc, "delete") from exc
+
     def presigned_url(
         self,
         key: str,
@@ -457,7 +516,7 @@ class LocalStore(ObjectStore):
 
 # --- S3 ---------------------------------------------------------------------------------------
 
-_NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
+_NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 _AUTH_CODES = {
     "AccessDenied",
     "InvalidAccessKeyId",
@@ -701,6 +760,31 @@ class S3Store(ObjectStore):
                         size=int(item["Size"]),
                         modified_at=item["LastModified"].astimezone(UTC),
                     )
+
+    def incomplete_uploads(self, prefix: str = "") -> Iterator[IncompleteUpload]:
+        _validate_prefix(prefix)
+        return self._multipart_uploads(prefix)
+
+    def _multipart_uploads(self, prefix: str) -> Iterator[IncompleteUpload]:
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        with self._errors():
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Uploads", []):
+                    yield IncompleteUpload(
+                        key=item["Key"],
+                        upload_id=item["UploadId"],
+                        started_at=item["Initiated"].astimezone(UTC),
+                    )
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        validate_key(upload.key)
+        try:
+            with self._errors(upload.key):
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id
+                )
+        except ObjectNotFound:
+            return
 
     def presigned_url(
         self,

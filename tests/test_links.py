@@ -20,6 +20,7 @@ from portal.documents import links
 from portal.documents.links import Check, LinkError
 from portal.documents.models import Document, RefusalReason, Review, Source, UploadLink
 from portal.documents.operations import add_document, review_document
+from portal.privacy.deletions import pending_keys, purge_pending
 from portal.security import token_digest
 from portal.storage import get_store
 from tests import factories
@@ -687,7 +688,9 @@ def test_client_deletes_his_own_upload_within_thirty_minutes(public, case, monke
     key = doc.storage_key
     response = _post(public, f"/depot/documents/{doc.id}/supprimer")
     assert response.status_code == 303
-    assert _documents(case) == [] and not get_store().exists(key)
+    assert _documents(case) == [] and key in pending_keys(case.org_id)
+    purge_pending()  # the purge job its commit sent
+    assert not get_store().exists(key)
     db.session.refresh(item)
     assert item.status == ItemStatus.missing
     assert "est supprimé." in _page(public)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import random
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -587,3 +589,38 @@ def test_flask_store_is_lazy_and_cached(tmp_path: Path) -> None:
     broken.config["STORAGE_URL"] = "gopher://nope"
     with pytest.raises(ValueError, match="unsupported"):
         init_app(broken)
+
+
+def _crash_mid_upload(store: ObjectStore, key: str) -> None:
+    """What a process killed mid-upload leaves: S3 parts of an open multipart upload, or
+    LocalStore's temporary file that was never renamed."""
+    if isinstance(store, S3Store):
+        started = store.client.create_multipart_upload(Bucket=store.bucket, Key=key)
+        store.client.upload_part(
+            Bucket=store.bucket,
+            Key=key,
+            UploadId=started["UploadId"],
+            PartNumber=1,
+            Body=b"x" * (5 * MiB),
+        )
+        return
+    assert isinstance(store, LocalStore)
+    folder = store.root.joinpath(*key.split("/")[:-1])
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, _name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+    os.write(fd, b"x" * MiB)
+    os.close(fd)
+
+
+def test_an_upload_cut_by_a_crash_is_listed_as_incomplete_and_can_be_aborted(
+    store: ObjectStore, ns: str
+) -> None:
+    _crash_mid_upload(store, f"{ns}dossier/scan.pdf")
+    [upload] = list(store.incomplete_uploads(ns))
+    assert upload.key.startswith(f"{ns}dossier/")
+    assert abs((datetime.now(UTC) - upload.started_at).total_seconds()) < 120
+    assert list(store.list(ns)) == []  # no object: only parts using space
+    assert list(store.incomplete_uploads(f"t-{uuid.uuid4().hex[:10]}/")) == []
+    store.abort_upload(upload)
+    store.abort_upload(upload)  # idempotent
+    assert list(store.incomplete_uploads(ns)) == []

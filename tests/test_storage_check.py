@@ -124,3 +124,29 @@ def test_objects_of_a_deleted_organisation_are_orphans(app, org):
         assert "(organisation deleted)" in report.lines()[0]
     finally:
         get_store().delete(key)
+
+
+def test_unfinished_uploads_are_reported_and_aborted_by_the_next_tick(app, org, agent):
+    from worker import cron
+
+    _case, document = _document(org, agent)
+    store = get_store()
+    key = f"org/{org.id}/case/{_case.id}/interrompu"
+    started = store.client.create_multipart_upload(Bucket=store.bucket, Key=key)
+    store.client.upload_part(
+        Bucket=store.bucket, Key=key, UploadId=started["UploadId"], PartNumber=1, Body=b"x" * 1024
+    )
+    result = _check(app, "--org", str(org.id))
+    assert result.exit_code == 1, result.output
+    assert "1 incomplete upload(s)" in result.output
+    assert f"  incomplete upload {key} (started " in result.output
+    # A young one may still be on its way: neither repair nor the tick touch it.
+    assert "aborted upload" not in _check(app, "--org", str(org.id), "--repair").output
+    assert cron.abort_uploads().startswith("0 unfinished upload(s) aborted")
+    # The tick after it was abandoned aborts it.
+    later = (utcnow() + timedelta(hours=2)).isoformat()
+    assert cron.abort_uploads(later) == "1 unfinished upload(s) aborted, 0 failed"
+    assert list(store.incomplete_uploads(f"org/{org.id}/")) == []
+    result = _check(app, "--org", str(org.id))
+    assert result.exit_code == 0 and "0 incomplete upload(s)" in result.output
+    assert document.storage_key not in result.output

@@ -5,8 +5,11 @@ cases, send the due reminders and retries, journal expired links, apply retentio
 so `flask run-daily` runs exactly what the worker runs. Here is only *when*:
 
 - once a day, at the first tick after 06:30 Europe/Paris, `run_daily(<that day>)` is enqueued;
-- every 15 minutes `retry_reminders` is enqueued, so a failed e-mail is tried again after its
-  back-off (15 min, 1 h, 4 h) rather than the next morning.
+- every 15 minutes the EVERY_QUARTER jobs are enqueued: `retry_reminders`, so a failed e-mail
+  is tried again after its back-off (15 min, 1 h, 4 h) rather than the next morning;
+  `resend_lost_jobs`, the jobs Redis lost or never got (portal.background); `retry_deletions`,
+  the objects storage refused to delete, leases that ran out and erased cases' folders
+  (portal.deletions); `abort_uploads`, multipart uploads a crash left unfinished.
 
 Every minute the loop tries `SET key NX` in Redis for the day (or the quarter of an hour); only
 the worker that sets the key enqueues, so several worker processes or hosts run each job once.
@@ -39,7 +42,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
-from portal.background import JOBS
+from portal.background import JOBS, QUARTER_JOBS
 from portal.db import utcnow
 from worker import job
 
@@ -79,17 +82,34 @@ def retry_reminders() -> str:
 
 
 @job
-def requeue_stale_packs() -> str:
-    """Send again the packs whose run died mid-build (worker killed): one ready pack results."""
-    from portal.background import enqueue
-    from portal.db import db
-    from portal.packs.runs import stale_packs
+def resend_lost_jobs(now: str | None = None) -> str:
+    """Send again every job whose row still waits for it after too long (portal.background):
+    pending normalisations, queued packs and exports, filing notices (Redis was down, or lost
+    them), and packs and exports whose run died mid-build. Jobs Redis still holds are left
+    alone."""
+    from portal.background import resend
+    from portal.documents.processing import waiting_documents
+    from portal.packs.runs import stale_packs, waiting_packs
+    from portal.privacy.exports import stale_exports, waiting_exports
+    from portal.reminders.sending import waiting_filed_notices
 
-    ids = stale_packs()
-    for pack_id in ids:
-        enqueue("worker.jobs.build_pack", pack_id)
-    db.session.commit()  # sends the jobs
-    return f"{len(ids)} pack(s) sent again"
+    at = datetime.fromisoformat(now) if now else utcnow()
+    lost = (
+        ("normalise_document", waiting_documents(at), False),
+        ("build_pack", waiting_packs(at), False),
+        ("build_pack", stale_packs(at), True),
+        ("build_export", waiting_exports(at), False),
+        ("build_export", stale_exports(at), True),
+        ("notify_filed", waiting_filed_notices(at), False),
+    )
+    sent: dict[str, int] = {}
+    for name, ids, dead in lost:
+        for row_id in ids:
+            if resend(f"worker.jobs.{name}", row_id, running_is_dead=dead):
+                sent[name] = sent.get(name, 0) + 1
+    if not sent:
+        return "nothing lost"
+    return ", ".join(f"{count} {name}" for name, count in sent.items()) + " sent again"
 
 
 @job
@@ -100,12 +120,17 @@ def retry_deletions() -> str:
     return str(purge_all())
 
 
-# Enqueued every RETRY_EVERY: the retries of work whose first try failed or died.
-EVERY_QUARTER = (
-    "worker.cron.retry_reminders",
-    "worker.cron.requeue_stale_packs",
-    "worker.cron.retry_deletions",
-)
+@job
+def abort_uploads(now: str | None = None) -> str:
+    """Abort the uploads a crash left unfinished (their parts fill the bucket unseen)."""
+    from portal.privacy.storage_check import abort_abandoned_uploads
+
+    aborted, failed = abort_abandoned_uploads(datetime.fromisoformat(now) if now else None)
+    return f"{aborted} unfinished upload(s) aborted, {failed} failed"
+
+
+# Enqueued every RETRY_EVERY: the retries of work whose first try failed, died or was lost.
+EVERY_QUARTER = QUARTER_JOBS
 
 
 def _enqueue(redis: Any, name: str, *args: Any) -> None:

@@ -119,6 +119,11 @@ class Document(TenantMixin, Base):
     def is_image(self) -> bool:
         return self.kind != "pdf"
 
+    @property
+    def derived_keys(self) -> tuple[str, str]:
+        """Where the normalisation job writes the PDF version and the thumbnail."""
+        return f"{self.storage_key}.pdf", f"{self.storage_key}.thumb.jpg"
+
 
 class UploadLink(TenantMixin, Base):
     """A secret address a client uses to send documents, without an account.

@@ -25,6 +25,7 @@ from portal import audit, background
 from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
 from portal.clients.operations import ClientError, ensure_consent
 from portal.db import db, utcnow
+from portal.deletions import schedule_deletion
 from portal.documents.models import (
     Document,
     RefusalReason,
@@ -32,7 +33,7 @@ from portal.documents.models import (
     Source,
 )
 from portal.documents.screening import Refusal, Screened, screen
-from portal.storage import StorageError, get_store
+from portal.storage import StorageError, case_prefix, get_store
 
 log = logging.getLogger(__name__)
 
@@ -130,15 +131,10 @@ def outcomes_status(outcomes: list[Outcome]) -> int:
 # --- objects that must not outlive a rolled-back transaction ---------------------------------
 
 _UNCOMMITTED = "pochette.uncommitted_objects"
-_DELETE_AFTER_COMMIT = "pochette.delete_after_commit"
 
 
 def _track_uncommitted(key: str) -> None:
     db.session.info.setdefault(_UNCOMMITTED, []).append(key)
-
-
-def _delete_after_commit(keys: Iterable[str | None]) -> None:
-    db.session.info.setdefault(_DELETE_AFTER_COMMIT, []).extend(k for k in keys if k)
 
 
 def delete_objects(keys: list[str], why: str) -> None:
@@ -155,9 +151,6 @@ def delete_objects(keys: list[str], why: str) -> None:
 @event.listens_for(Session, "after_commit")
 def _objects_kept(session: Session) -> None:
     session.info.pop(_UNCOMMITTED, None)
-    doomed = session.info.pop(_DELETE_AFTER_COMMIT, None)
-    if doomed:
-        delete_objects(doomed, "deleted document")
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -166,7 +159,6 @@ def _discard_uncommitted(session: Session, transaction: Any) -> None:
     # rolled back or was closed without a commit: its objects must go.
     if transaction.nested or transaction.parent is not None:
         return
-    session.info.pop(_DELETE_AFTER_COMMIT, None)
     orphans = session.info.pop(_UNCOMMITTED, None)
     if orphans:
         delete_objects(orphans, "upload not committed")
@@ -177,7 +169,7 @@ def _discard_uncommitted(session: Session, transaction: Any) -> None:
 
 def new_key(org_id: int, case_id: int) -> str:
     """Random, meaningless keys: nothing about the client or the file name leaks into storage."""
-    return f"org/{org_id}/case/{case_id}/{uuid.uuid4().hex}"
+    return f"{case_prefix(org_id, case_id)}{uuid.uuid4().hex}"
 
 
 def upload_limit(case: Case, default: int) -> int:
@@ -390,9 +382,11 @@ def can_undo(document: Document, link_ref: str, now: datetime, minutes: int) -> 
 
 
 def delete_document(document: Document, actor: str) -> None:
-    """Remove the row now and its objects once the removal is committed."""
+    """Remove the row now; its objects are written down for deletion in the same transaction
+    and deleted once it commits (retried by the worker's tick while storage refuses)."""
     item = document.item
-    _delete_after_commit((document.storage_key, document.normalised_key, document.thumbnail_key))
+    # Its versions too, even before the row names them: a normalisation may be writing them.
+    schedule_deletion(document.org_id, [document.storage_key, *document.derived_keys], "document")
     db.session.delete(document)
     db.session.flush()
     sync_item(item, actor)

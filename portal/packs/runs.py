@@ -5,6 +5,10 @@ again, an operator's re-run). The row is the lease: a run takes it by moving the
 `building` with its attempt number, and only the run holding the current attempt may mark the
 pack ready. Each attempt writes its own object keys, so two runs can never mix one's PDF with
 the other's checksum; the losing run deletes its objects, the winner deletes older attempts'.
+
+Each attempt's keys are reserved with the lease (portal.deletions) and claimed by the commit
+that marks the pack ready: a run whose pack was erased or taken over meanwhile releases them
+for deletion, and the objects of a run that died go when its reservation runs out.
 """
 
 from __future__ import annotations
@@ -21,15 +25,15 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 
 from portal import audit
-from portal.background import JOBS
+from portal.background import JOBS, RESEND_AFTER
 from portal.cases.models import CaseStatus
 from portal.cases.operations import change_status
 from portal.cases.periods import french_today
 from portal.db import db, utcnow
-from portal.documents.operations import delete_objects
+from portal.deletions import claim, release, reserve, schedule_deletion
 from portal.packs.building import BuildError, Built, build
 from portal.packs.models import Pack, PackStatus
-from portal.storage import StorageUnavailable, get_store
+from portal.storage import StorageUnavailable, case_prefix, get_store
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,8 @@ JOB = "worker.jobs.build_pack"
 # A run older than the job's timeout is dead (RQ would have killed it): another may take over.
 STALE_AFTER = timedelta(seconds=JOBS[JOB].timeout + 60)
 MAX_ATTEMPTS = 1 + JOBS[JOB].retries
+# An attempt's objects not claimed by then are deleted: RQ has killed the run long before.
+WRITE_LEASE = 2 * STALE_AFTER
 
 
 class TryAgain(RuntimeError):
@@ -51,7 +57,7 @@ class Keys:
 
 
 def object_keys(pack: Pack, attempt: int) -> Keys:
-    stem = f"org/{pack.org_id}/case/{pack.case_id}/pack-{pack.id}-{attempt}"
+    stem = f"{case_prefix(pack.org_id, pack.case_id)}pack-{pack.id}-{attempt}"
     return Keys(f"{stem}.pdf", f"{stem}.zip")
 
 
@@ -73,13 +79,19 @@ def _take(pack_id: int, now: datetime, job_id: str | None) -> int | None:
     pack.attempts += 1
     pack.job_id = job_id
     attempt = pack.attempts
+    keys = object_keys(pack, attempt)
+    reserve(pack.org_id, (keys.pdf, keys.zip), "pack", WRITE_LEASE)
     db.session.commit()
     return attempt
 
 
-def _give_up(pack_id: int, attempt: int, reason: str, *, retry: bool) -> PackStatus:
-    """Fail the pack, or put it back in the queue when a retry is both wanted and possible."""
+def _give_up(pack: Pack, attempt: int, reason: str, *, retry: bool) -> PackStatus:
+    """Fail the pack, or put it back in the queue when a retry is both wanted and possible;
+    what this attempt may have written goes."""
+    pack_id, org_id, case_id = pack.id, pack.org_id, pack.case_id
+    keys = object_keys(pack, attempt)
     db.session.rollback()
+    release(org_id, (keys.pdf, keys.zip), "pack.failed_attempt")
     can_retry = retry and attempt < MAX_ATTEMPTS
     status = PackStatus.queued if can_retry else PackStatus.failed
     done = db.session.execute(
@@ -88,10 +100,8 @@ def _give_up(pack_id: int, attempt: int, reason: str, *, retry: bool) -> PackSta
         .values(status=status, error=reason[:500])
     ).rowcount
     if done:
-        pack = db.session.get(Pack, pack_id)
-        assert pack is not None
         action = "pack.retrying" if can_retry else "pack.failed"
-        audit.record(pack.org_id, ACTOR, action, f"case:{pack.case_id}", pack=pack.id)
+        audit.record(org_id, ACTOR, action, f"case:{case_id}", pack=pack_id)
     db.session.commit()
     if can_retry:
         raise TryAgain(f"pack {pack_id}: attempt {attempt} will be retried")
@@ -131,10 +141,10 @@ def run_build(
             built = build(pack, workdir, store=get_store(), today=today or french_today())
             _store(pack, built, keys)
         except BuildError as exc:
-            return _give_up(pack_id, attempt, exc.reason, retry=exc.retry and retries)
+            return _give_up(pack, attempt, exc.reason, retry=exc.retry and retries)
         except StorageUnavailable:
             return _give_up(
-                pack_id,
+                pack,
                 attempt,
                 _("Le stockage des fichiers ne répond pas : relancez la préparation plus tard."),
                 retry=retries,
@@ -144,7 +154,7 @@ def run_build(
         except Exception:
             log.exception("pack %s: unexpected failure", pack_id)
             return _give_up(
-                pack_id,
+                pack,
                 attempt,
                 _("Une erreur inattendue a empêché la préparation : relancez-la."),
                 retry=False,
@@ -155,6 +165,7 @@ def run_build(
 
 
 def _finish(pack: Pack, attempt: int, built: Built, keys: Keys) -> PackStatus | None:
+    org_id = pack.org_id
     done = db.session.execute(
         update(Pack)
         .where(Pack.id == pack.id, Pack.status == PackStatus.building, Pack.attempts == attempt)
@@ -172,10 +183,18 @@ def _finish(pack: Pack, attempt: int, built: Built, keys: Keys) -> PackStatus | 
             error=None,
         )
     ).rowcount
-    if not done:  # another run took the pack over meanwhile: ours is not the one kept
+    if not done:  # erased, or another run took the pack over: ours is not the one kept
         db.session.rollback()
-        delete_objects([keys.pdf, keys.zip], "pack attempt superseded")
+        release(org_id, (keys.pdf, keys.zip), "pack.superseded")
+        db.session.commit()
         return None
+    if not claim((keys.pdf, keys.zip)):  # our reservation ran out: the objects may be gone
+        return _give_up(
+            pack,
+            attempt,
+            _("La préparation a pris trop de temps : relancez-la."),
+            retry=True,
+        )
     case = pack.case
     if case.status == CaseStatus.ready:
         change_status(case, CaseStatus.pack_ready, ACTOR, expected_version=None)
@@ -189,10 +208,23 @@ def _finish(pack: Pack, attempt: int, built: Built, keys: Keys) -> PackStatus | 
         pages=built.pages,
         size=built.size,
     )
-    db.session.commit()
     older = [object_keys(pack, n) for n in range(1, attempt)]
-    delete_objects([k for pair in older for k in (pair.pdf, pair.zip)], "older pack attempt")
+    schedule_deletion(
+        pack.org_id, [k for pair in older for k in (pair.pdf, pair.zip)], "pack.older_attempt"
+    )
+    db.session.commit()
     return PackStatus.ready
+
+
+def waiting_packs(now: datetime) -> list[int]:
+    """Packs queued too long ago (their job was lost): the worker's sweep sends them again."""
+    return list(
+        db.session.scalars(
+            select(Pack.id)
+            .where(Pack.status == PackStatus.queued, Pack.requested_at < now - RESEND_AFTER)
+            .order_by(Pack.id)
+        )
+    )
 
 
 def stale_packs(now: datetime | None = None) -> list[int]:

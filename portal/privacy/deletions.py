@@ -1,33 +1,39 @@
-"""Stored objects that must be deleted, even when storage cannot delete them right now.
+"""Deleting the objects written down in `pending_deletions` (portal.deletions says how they
+get there): the purge job after a deletion's commit, and the worker's 15-minute tick for what
+storage refused, leases that ran out and watched prefixes.
 
-Deleting rows and deleting objects cannot be one transaction. So a deletion is written down
-first, as a `PendingDeletion` row in the same transaction as the rows it follows
-(`schedule_deletion`); once that commits, a job deletes the objects (`purge_pending`) and
-removes each row whose object is gone. An object storage would not delete (S3 down) keeps its
-row, with the error and the next try; the worker's 15-minute tick tries again until it is gone.
-A transaction that rolls back takes its pending rows with it: the objects stay, as do the rows
-that point at them.
+An object storage would not delete (S3 down) keeps its row, with the error and the next try;
+the tick tries again until it is gone. A watched prefix (an erased case's folder) is listed on
+every tick for WATCH_FOR and loses whatever no row names, then its row goes.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 
-from portal import background
+from portal.cases.models import Case
 from portal.db import db, utcnow
-from portal.privacy.models import PendingDeletion
+from portal.deletions import PURGE_JOB, PendingDeletion, schedule_deletion
+from portal.privacy.storage_check import known_keys
 from portal.storage import StorageError, StorageUnavailable, get_store
+
+__all__ = ["PURGE_JOB", "PurgeReport", "purge_all", "purge_pending", "schedule_deletion"]
 
 log = logging.getLogger(__name__)
 
-PURGE_JOB = "worker.jobs.purge_objects"
 # After the n-th failed try, wait this long; the last one repeats until the object is gone.
 BACKOFF = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
+# How long a watched prefix is purged: well past the longest job's timeout and retries, so a
+# job that was writing there when the rows went has finished (or died) by then.
+WATCH_FOR = timedelta(hours=2)
+WATCH_EVERY = timedelta(minutes=15)
+_CASE_PREFIX = re.compile(r"^org/(\d+)/case/(\d+)/$")
 
 
 @dataclass(frozen=True)
@@ -40,59 +46,14 @@ class PurgeReport:
         return f"{self.deleted} deleted, {self.failed} failed, {self.remaining} pending"
 
 
-def _insert(rows: list[dict[str, object]]) -> None:
-    """INSERT ... ON CONFLICT (key) DO NOTHING: a key already waiting stays as it is."""
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - the two backends Pochette runs on
-        raise RuntimeError(f"unsupported database {dialect}")
-    db.session.execute(insert(PendingDeletion).values(rows).on_conflict_do_nothing())
-
-
-def _enqueue_purge(org_id: int | None) -> None:
-    # One purge per organisation and transaction, however many times it scheduled objects.
-    ids = () if org_id is None else (org_id,)
-    pending = db.session.info.get(background._PENDING, [])
-    if (PURGE_JOB, ids) not in pending:
-        background.enqueue("worker.jobs.purge_objects", *ids)
-
-
-def schedule_deletion(org_id: int | None, keys: Iterable[str], reason: str) -> None:
-    """Add PendingDeletion rows in the current transaction (no commit).
-
-    After the commit the objects are deleted by `worker.jobs.purge_objects` (inline when there
-    is no Redis); each success removes its row, failures stay pending with attempts and
-    next_attempt_at, and the worker's 15-minute tick retries them until they are gone.
-    """
-    wanted = sorted({key for key in keys if key})
-    if not wanted:
-        return
-    now = utcnow()
-    reason = reason[:64]
-    for start in range(0, len(wanted), 500):
-        _insert(
-            [
-                {
-                    "org_id": org_id,
-                    "key": key,
-                    "reason": reason,
-                    "created_at": now,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                }
-                for key in wanted[start : start + 500]
-            ]
-        )
-    _enqueue_purge(org_id)
-
-
 def pending_keys(org_id: int) -> set[str]:
-    """Keys still waiting to be deleted; the storage check counts them as known, not orphans."""
+    """Object keys still waiting to be deleted (watched prefixes aside)."""
     return set(
-        db.session.scalars(select(PendingDeletion.key).where(PendingDeletion.org_id == org_id))
+        db.session.scalars(
+            select(PendingDeletion.key).where(
+                PendingDeletion.org_id == org_id, ~PendingDeletion.key.endswith("/")
+            )
+        )
     )
 
 
@@ -180,24 +141,30 @@ def purge_pending(
     for row in rows:
         if down is None:
             try:
+                if row.is_prefix:
+                    count, over = _purge_prefix(row, now)
+                    deleted += count
+                    if over:
+                        done.append(row.id)
+                    continue
                 store.delete(row.key)
             except StorageUnavailable as exc:
                 down = exc
             except (StorageError, ValueError) as exc:
                 _failed(row, now, _describe(exc) if isinstance(exc, StorageError) else str(exc))
-                failed += 1
+                failed += not row.is_prefix
                 continue
             else:
                 done.append(row.id)
                 deleted += 1
                 continue
         _failed(row, now, _describe(down))
-        failed += 1
+        failed += not row.is_prefix  # the report counts objects; a prefix is retried alike
     _remove(done)
     db.session.commit()
     if failed:
         log.warning("%d object deletion(s) failed; retried later", failed)
-    stmt = select(func.count()).select_from(PendingDeletion)
+    stmt = select(func.count()).where(~PendingDeletion.key.endswith("/"))
     if org_id is not None:
         stmt = stmt.where(PendingDeletion.org_id == org_id)
     remaining = db.session.scalar(stmt) or 0
@@ -213,6 +180,26 @@ def purge_all(*, org_id: int | None = None, batch: int = 1000) -> PurgeReport:
         failed += report.failed
         if report.failed or report.deleted < batch:
             return PurgeReport(deleted=deleted, failed=failed, remaining=report.remaining)
+
+
+def _purge_prefix(row: PendingDeletion, now: datetime) -> tuple[int, bool]:
+    """Delete what no row names under a watched prefix; (objects deleted, watch over)."""
+    match = _CASE_PREFIX.match(row.key)
+    if match and db.session.get(Case, int(match.group(2))) is not None:
+        return 0, True  # SQLite gave the case id to a new case: its folder is in use again
+    named = set(known_keys(row.org_id, prefix=row.key).get(row.org_id, {})) if row.org_id else set()
+    store = get_store()
+    deleted = 0
+    for info in list(store.list(row.key)):
+        if info.key not in named:
+            store.delete(info.key)
+            deleted += 1
+    if deleted:
+        log.info("deleted %d object(s) left under a watched prefix", deleted)
+    if now - row.created_at >= WATCH_FOR:
+        return deleted, True
+    row.next_attempt_at = now + WATCH_EVERY
+    return deleted, False
 
 
 def _failed(row: PendingDeletion, now: datetime, error: str) -> None:

@@ -18,6 +18,7 @@ from portal import audit
 from portal.cases.models import Case, ChecklistItem
 from portal.clients.models import Client
 from portal.db import db
+from portal.deletions import watch_prefix
 from portal.documents.links import revoke_link
 from portal.documents.models import Document, UploadLink
 from portal.packs.models import Pack
@@ -25,7 +26,7 @@ from portal.privacy.deletions import Waiting, pending_by_reason, schedule_deleti
 from portal.privacy.models import Erasure, ErasureReason, Export
 from portal.privacy.storage_check import stored_keys
 from portal.reminders.models import Reminder
-from portal.storage import StorageError, get_store
+from portal.storage import StorageError, case_prefix, get_store
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def _count(model: type, *where: object) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0  # type: ignore[arg-type]
 
 
-def _find(client: Client) -> _Found:
+def _find(client: Client, *, lock: bool = False) -> _Found:
     org_id = client.org_id
     case_ids = list(
         db.session.scalars(
@@ -69,11 +70,13 @@ def _find(client: Client) -> _Found:
         )
     )
     documents, document_keys = stored_keys(
-        Document, Document.org_id == org_id, Document.case_id.in_(case_ids)
+        Document, Document.org_id == org_id, Document.case_id.in_(case_ids), lock=lock
     )
-    packs, pack_keys = stored_keys(Pack, Pack.org_id == org_id, Pack.case_id.in_(case_ids))
+    packs, pack_keys = stored_keys(
+        Pack, Pack.org_id == org_id, Pack.case_id.in_(case_ids), lock=lock
+    )
     exports, export_keys = stored_keys(
-        Export, Export.org_id == org_id, Export.client_id == client.id
+        Export, Export.org_id == org_id, Export.client_id == client.id, lock=lock
     )
     keys = document_keys + pack_keys + export_keys
     summary = ErasureSummary(
@@ -109,7 +112,7 @@ def _unindexed(org_id: int, case_ids: list[int]) -> list[str]:
     found: list[str] = []
     for case_id in case_ids:
         try:
-            found.extend(info.key for info in store.list(f"org/{org_id}/case/{case_id}/"))
+            found.extend(info.key for info in store.list(case_prefix(org_id, case_id)))
         except StorageError:
             log.warning("storage unavailable while listing an erased client's objects")
             break
@@ -135,7 +138,7 @@ def erase_client(client: Client, actor: str, *, reason: str = "request") -> Eras
     ):
         revoke_link(link, actor)
     db.session.flush()
-    found = _find(client)
+    found = _find(client, lock=True)
     keys = sorted({*found.keys, *_unindexed(org_id, found.case_ids)})
     erasure = Erasure(
         org_id=org_id,
@@ -148,6 +151,10 @@ def erase_client(client: Client, actor: str, *, reason: str = "request") -> Eras
     db.session.add(erasure)
     db.session.flush()
     schedule_deletion(org_id, keys, erasure.deletion_reason)
+    # A job writing into these cases right now finds its row gone and deletes what it wrote;
+    # should it die first, the tick purges the cases' folders anyway.
+    for case_id in found.case_ids:
+        watch_prefix(org_id, case_prefix(org_id, case_id), erasure.deletion_reason)
 
     # What the client did through his links kept his IP addresses in the journal: they go.
     link_ids = select(UploadLink.id).where(

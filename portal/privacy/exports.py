@@ -33,7 +33,7 @@ from sqlalchemy import or_, select, update
 from portal import audit, background
 from portal.accounts.models import Organisation
 from portal.audit import AuditEvent
-from portal.background import JOBS
+from portal.background import JOBS, RESEND_AFTER
 from portal.cases.models import Case, ChecklistItem
 from portal.cases.operations import ITEM_STATUS_LABELS
 from portal.cases.operations import STATUS_LABELS as CASE_STATUS_LABELS
@@ -46,6 +46,7 @@ from portal.clients.forms import (
 )
 from portal.clients.models import Client
 from portal.db import db, utcnow
+from portal.deletions import claim, reserve
 from portal.documents.models import Document, UploadLink
 from portal.packs.models import Pack
 from portal.privacy.deletions import schedule_deletion
@@ -479,6 +480,8 @@ def build_export(export_id: int, *, now: datetime | None = None) -> ExportStatus
         db.session.rollback()
         return None
     key = new_key(org_id)
+    reserve(org_id, [key], "export", 2 * STALE_AFTER)  # deleted unless the row comes to name it
+    db.session.commit()
     try:
         record = load_record(client)
         with tempfile.TemporaryDirectory(prefix="pochette-export-") as tmp:
@@ -500,6 +503,9 @@ def build_export(export_id: int, *, now: datetime | None = None) -> ExportStatus
         schedule_deletion(org_id, [key], "export.orphan")
         db.session.commit()
         return None
+    if not claim([key]):  # the reservation ran out: the object may be gone
+        _fail(export_id, "storage: reservation expired")
+        raise ExportNotBuilt(f"export {export_id}: written too late")
     export.status = ExportStatus.ready
     export.built_at = now
     export.expires_at = now + timedelta(days=EXPORT_DAYS)
@@ -554,6 +560,36 @@ def claim_download(export: Export, actor: str) -> bool:
         export=export.id,
     )
     return True
+
+
+def waiting_exports(now: datetime) -> list[int]:
+    """Exports whose job was lost (queued, or failed with tries left, for too long)."""
+    cutoff = now - RESEND_AFTER
+    return list(
+        db.session.scalars(
+            select(Export.id)
+            .where(
+                or_(
+                    (Export.status == ExportStatus.queued) & (Export.requested_at < cutoff),
+                    (Export.status == ExportStatus.failed)
+                    & (Export.attempts < MAX_ATTEMPTS)
+                    & (Export.started_at < cutoff),
+                )
+            )
+            .order_by(Export.id)
+        )
+    )
+
+
+def stale_exports(now: datetime) -> list[int]:
+    """Exports whose run died mid-build (a lease older than the job's timeout)."""
+    return list(
+        db.session.scalars(
+            select(Export.id)
+            .where(Export.status == ExportStatus.building, Export.started_at < now - STALE_AFTER)
+            .order_by(Export.id)
+        )
+    )
 
 
 def purge_expired_exports(now: datetime | None = None) -> int:

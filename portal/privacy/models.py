@@ -1,4 +1,4 @@
-"""A client's exports, the erasures done, and the stored objects still waiting to be deleted."""
+"""A client's exports and the erasures done (pending deletions live in portal.deletions)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -20,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, UTCDateTime, str_enum, utcnow
+from portal.deletions import PendingDeletion as PendingDeletion  # its home is core now
 from portal.tenancy import TenantMixin
 
 
@@ -110,31 +110,3 @@ class Erasure(TenantMixin, Base):
     def deletion_reason(self) -> str:
         """The PendingDeletion reason of this erasure's objects."""
         return f"erasure:{self.id}"
-
-
-class PendingDeletion(Base):
-    """A stored object whose rows are gone and which must go too; deleted rows are done.
-
-    Not a tenant row: the worker purges across organisations, and an object may outlive its
-    organisation's row (org_id then becomes null, and the object is still deleted).
-    """
-
-    __tablename__ = "pending_deletions"
-    __table_args__ = (
-        UniqueConstraint("key"),
-        Index("ix_pending_deletions_next_attempt_at", "next_attempt_at"),
-        Index("ix_pending_deletions_org_id_reason", "org_id", "reason"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    org_id: Mapped[int | None] = mapped_column(
-        ForeignKey("organisations.id", ondelete="SET NULL"), nullable=True
-    )
-    key: Mapped[str] = mapped_column(String(1024))
-    # Why ("erasure:12", "export.expired", "retention"...): what the admin's pages count.
-    reason: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    attempts: Mapped[int] = mapped_column(SmallInteger, default=0)  # failed tries so far
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # The storage error's class and message, never the key's owner.
-    error: Mapped[str | None] = mapped_column(String(200))

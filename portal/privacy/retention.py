@@ -347,10 +347,12 @@ def purge_case_files(case: Case, actor: str) -> CasePurge:
     if case.status not in FINISHED:
         raise ValueError(f"{case.ref} is not finished")
     org_id = case.org_id
+    # Locked: a job about to name a new object in one of these rows commits first, or finds
+    # the row gone and deletes what it wrote (portal.deletions).
     documents, document_keys = stored_keys(
-        Document, Document.org_id == org_id, Document.case_id == case.id
+        Document, Document.org_id == org_id, Document.case_id == case.id, lock=True
     )
-    packs, pack_keys = stored_keys(Pack, Pack.org_id == org_id, Pack.case_id == case.id)
+    packs, pack_keys = stored_keys(Pack, Pack.org_id == org_id, Pack.case_id == case.id, lock=True)
     keys = document_keys + pack_keys
     values = 0
     for item in case.items:

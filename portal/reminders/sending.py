@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal import mail
 from portal.accounts.models import Organisation, Role, User
+from portal.background import RESEND_AFTER
 from portal.cases.models import Case, CaseStatus
 from portal.cases.operations import missing_required, procedure_of
 from portal.checklists.catalog import catalog
@@ -447,3 +448,27 @@ def notify_filed(case: Case, now: datetime | None = None) -> Outcome:
         for user in filed_recipients(case)
     ]
     return send_planned(planned, now)
+
+
+# A filing older than this without its notice is left alone (the agent saw the case by then).
+NOTICE_WINDOW = timedelta(days=2)
+
+
+def waiting_filed_notices(now: datetime) -> list[int]:
+    """Cases filed a while ago whose notice to staff never went out (its job was lost while
+    Redis was down): the worker's sweep sends `notify_filed` again."""
+    noticed = select(Reminder.id).where(
+        Reminder.case_id == Case.id, Reminder.kind == ReminderKind.filed_notice
+    )
+    return list(
+        db.session.scalars(
+            select(Case.id)
+            .where(
+                Case.status == CaseStatus.filed,
+                Case.filed_at < now - RESEND_AFTER,
+                Case.filed_at >= now - NOTICE_WINDOW,
+                ~noticed.exists(),
+            )
+            .order_by(Case.id)
+        )
+    )
