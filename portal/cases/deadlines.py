@@ -226,12 +226,25 @@ def _known(rule: DeadlineRule, due: date, zone: str, opens_on: date | None = Non
     return Deadline("known", shifted, opens_on, due, rule.tag)
 
 
+def _table_cell(rule: DeadlineRule, row: Mapping[str, Any] | None, column: str, zone: str) -> Deadline:
+    tag = row["tag"] if row is not None else "U"
+    due = _as_date(row[column]) if row is not None else None
+    if due is None:
+        return Deadline("unknown", None, None, None, tag)
+    known = _known(rule, due, zone)
+    return Deadline(known.status, known.due_on, None, known.unshifted_on, tag)
+
+
 def _zone_table(
     procedure: Procedure, period: Period, situation: Mapping[str, Any], zone: str
 ) -> Deadline:
     rule = procedure.deadline
     table = procedure.tables[rule.params["table"]]
     row = table.row(period.year)
+    paper = rule.params.get("paper_column")
+    if paper and situation.get("paper_filer"):
+        # Paper filers have one earlier date for every zone (cachet de la Poste).
+        return _table_cell(rule, row, paper, zone)
     cells = [row.get(f"zone{n}") for n in (1, 2, 3)] if row is not None else []
     if not any(cells):
         # Nothing published for that year: no need for the client's address to say so.
@@ -245,12 +258,7 @@ def _zone_table(
         column = f"zone{impots_zone(departement)}"
     except ValueError as exc:
         raise DeadlineError(str(exc)) from None
-    due = _as_date(row[column]) if row is not None else None
-    tag = row["tag"] if row is not None else "U"
-    if due is None:
-        return Deadline("unknown", None, None, None, tag)
-    known = _known(rule, due, zone)
-    return Deadline(known.status, known.due_on, None, known.unshifted_on, tag)
+    return _table_cell(rule, row, column, zone)
 
 
 def _rights_end(situation: Mapping[str, Any], period: Period) -> date:

@@ -128,10 +128,17 @@ def _situation(client: Client, answers: Mapping[str, Any], today: date) -> dict[
     return situation
 
 
+def case_situation(case: Case, today: date | None = None) -> dict[str, Any]:
+    """What the case's conditions read: the client's situation and the case's answers."""
+    return _situation(case.client, case.answers or {}, today or date.today())
+
+
 def _clean_answers(procedure: Procedure, raw: Mapping[str, Any]) -> dict[str, str]:
     answers: dict[str, str] = {}
     for question in procedure.questions:
         value = raw.get(question.code)
+        if value in (None, "") and question.default is not None:
+            value = question.default  # a case opened by the recurring generator
         if value in (None, ""):
             raise CaseError(_("Répondez à la question « %(q)s ».", q=question.label))
         if value not in question.choices:

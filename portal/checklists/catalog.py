@@ -135,6 +135,9 @@ class Question:
     code: str
     label: str
     choices: Mapping[str, str]
+    # The answer a case opened without one gets (the recurring generator asks nobody);
+    # None: the question must be answered when the case is opened.
+    default: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,6 +153,9 @@ class ValueSpec(Tagged):
     condition: Condition | None
     help: str
     zero: str | None
+    # For an optional value: when to leave the box empty ("Ne rien taper si…"), shown instead
+    # of "À compléter" while nothing was given.
+    if_empty: str | None = None
 
     kind = "value"
 
@@ -173,6 +179,8 @@ class Step(Tagged):
     screen: str
     text: str
     check: str | None = None
+    # The filing guide differs by situation (on paper or online, first declaration...).
+    condition: Condition | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -234,6 +242,10 @@ class Procedure:
         ]
         items.extend(v for v in self.values if evaluate(v.condition, situation))
         return items
+
+    def steps_for(self, situation: Mapping[str, Any]) -> tuple[Step, ...]:
+        """The filing guide for this situation (and the case's answers), file order."""
+        return tuple(s for s in self.steps if evaluate(s.condition, situation))
 
     def question(self, code: str) -> Question:
         for question in self.questions:
@@ -429,16 +441,21 @@ def _read_questions(r: _Reader, raw: Any) -> tuple[Question, ...]:
     seen: set[str] = set()
     for index, item in enumerate(r.list(raw, "questions")):
         path = f"questions[{index}]"
-        m = r.mapping(item, path, ("code", "label", "choices"))
+        m = r.mapping(item, path, ("code", "label", "choices"), ("default",))
         code = r.code(m["code"], f"{path}.code")
         if code in seen:
             raise r.error(f"{path}.code", f"duplicate question code {code!r}")
         seen.add(code)
+        choices = r.string_map(m["choices"], f"{path}.choices")
+        default = m.get("default")
+        if default is not None:
+            default = r.choice(default, f"{path}.default", choices)
         questions.append(
             Question(
                 code=code,
                 label=r.required_text(m["label"], f"{path}.label"),
-                choices=r.string_map(m["choices"], f"{path}.choices"),
+                choices=choices,
+                default=default,
             )
         )
     return tuple(questions)
@@ -496,7 +513,7 @@ def _read_values(
             item,
             path,
             ("code", "label", "where", "type", "filled_by", "help", "tag"),
-            ("box", "validation", "required", "condition", "zero"),
+            ("box", "validation", "required", "condition", "zero", "if_empty"),
         )
         code = r.code(m["code"], f"{path}.code")
         if code in codes:
@@ -516,9 +533,12 @@ def _read_values(
                 condition=r.condition(m.get("condition"), f"{path}.condition", questions),
                 help=r.required_text(m["help"], f"{path}.help"),
                 zero=r.text(m.get("zero"), f"{path}.zero", nullable=True),
+                if_empty=r.text(m.get("if_empty"), f"{path}.if_empty", nullable=True),
                 tag=r.tag(m["tag"], f"{path}.tag"),
             )
         )
+        if values[-1].if_empty is not None and values[-1].required:
+            raise r.error(f"{path}.if_empty", "only an optional value (required: false) may be empty")
     return tuple(values)
 
 
@@ -555,20 +575,23 @@ def _read_documents(
     return tuple(documents)
 
 
-def _read_steps(r: _Reader, raw: Any) -> tuple[Step, ...]:
+def _read_steps(
+    r: _Reader, raw: Any, questions: Mapping[str, frozenset[str]]
+) -> tuple[Step, ...]:
     steps = []
     raw_steps = r.list(raw, "steps", nullable=False)
     if not raw_steps:
         raise r.error("steps", "empty list (a procedure needs a filing guide)")
     for index, item in enumerate(raw_steps):
         path = f"steps[{index}]"
-        m = r.mapping(item, path, ("title", "screen", "text", "tag"), ("check",))
+        m = r.mapping(item, path, ("title", "screen", "text", "tag"), ("check", "condition"))
         steps.append(
             Step(
                 title=r.required_text(m["title"], f"{path}.title"),
                 screen=r.required_text(m["screen"], f"{path}.screen"),
                 text=r.required_text(m["text"], f"{path}.text"),
                 check=r.text(m.get("check"), f"{path}.check", nullable=True),
+                condition=r.condition(m.get("condition"), f"{path}.condition", questions),
                 tag=r.tag(m["tag"], f"{path}.tag"),
             )
         )
@@ -650,9 +673,9 @@ def _read_deadline(r: _Reader, raw: Any, period: str, tables: Mapping[str, Table
             f"(allowed: {', '.join(sorted(spec.periods))})",
         )
     params_raw = m.get("params") or {}
-    param_names = ("table",) if rule == "zone_table" else tuple(spec.params)
+    param_names = ("table", "paper_column") if rule == "zone_table" else tuple(spec.params)
     required = (
-        param_names
+        ("table",)
         if rule == "zone_table"
         else tuple(name for name, (needed, _, _) in spec.params.items() if needed)
     )
@@ -660,16 +683,25 @@ def _read_deadline(r: _Reader, raw: Any, period: str, tables: Mapping[str, Table
     params: dict[str, Any] = {}
     for name, value in params_map.items():
         path = f"deadline.params.{name}"
+        if name == "paper_column":
+            # The column of paper filers' deadline (one date for every zone), read by
+            # deadlines.py when the client's situation says paper_filer.
+            params[name] = r.required_text(value, path)
+            continue
         if name == "table":
             table_name = r.required_text(value, path)
             table = tables.get(table_name)
             if table is None:
                 raise r.error(path, f"no table {table_name!r} in tables")
-            for column in ZONE_COLUMNS:
+            date_columns = list(ZONE_COLUMNS)
+            paper = params_map.get("paper_column")
+            if paper is not None:
+                date_columns.append(paper)
+            for column in date_columns:
                 if column not in table.columns:
                     raise r.error(path, f"table {table_name!r} has no column {column!r}")
             for index, row in enumerate(table.rows):
-                for column in ZONE_COLUMNS:
+                for column in date_columns:
                     cell = row[column]
                     if cell is not None and not isinstance(cell, dt.date):
                         raise r.error(
@@ -745,7 +777,7 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
         questions=questions,
         values=values,
         documents=documents,
-        steps=_read_steps(r, m["steps"]),
+        steps=_read_steps(r, m["steps"], choices),
         penalties=_read_penalties(r, m.get("penalties")),
         tables=tables,
         upload_limit_mb=r.integer(

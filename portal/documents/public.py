@@ -392,7 +392,7 @@ def _line(
                 line.reason = item.reason
         return line
     line = Line(item, spec.label, spec.help, VALUE_STATES[item.status])
-    line.zero = spec.zero
+    line.zero = spec.zero or spec.if_empty  # what to type at zero, or when to type nothing
     line.spec_type = spec.type
     line.choices = {str(k): str(v) for k, v in (spec.validation or {}).get("choices", {}).items()}
     if item.value:
