@@ -359,6 +359,8 @@ def _recurring_kind(procedure: Procedure, situation: Mapping[str, Any]) -> Perio
 
 def _in_cycle(procedure: Procedure, situation: Mapping[str, Any], period: Period) -> bool:
     """Whether the client owes this period at all (CAF cycle months, activity started)."""
+    if not procedure.owes_year(period.year, situation):
+        return False  # the catalog's activity_years: CFE and its creation year
     if procedure.recurrence == "caf_cycle":
         cycle = situation.get("caf_dtr_cycle")
         if cycle not in (1, 2, 3):

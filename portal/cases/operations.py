@@ -182,6 +182,15 @@ def open_case(
         raise CaseError(str(exc)) from None
     if period is None:
         raise CaseError(_("Indiquez la période concernée."))
+    if period.kind == "year" and not procedure.owes_year(period.year, situation):
+        raise CaseError(
+            _(
+                "« %(title)s » n'est pas due pour %(label)s, vu la date de début d'activité "
+                "de l'usager.",
+                title=procedure.short_title,
+                label=period.label,
+            )
+        )
     existing = None if known_new else find_case(client.id, procedure.code, period.label)
     if existing is not None:
         raise DuplicateCase(existing)
@@ -278,6 +287,36 @@ def refresh_case(case: Case, client: Client, actor: str, *, today: date) -> list
     if changes:
         _touch(case)
         audit.record(case.org_id, actor, "case.refreshed", case.ref, changes=changes)
+    return changes
+
+
+def change_answers(
+    case: Case,
+    raw: Mapping[str, Any],
+    actor: str,
+    *,
+    today: date,
+    expected_version: int | None = None,
+) -> list[str]:
+    """Staff correct a case's answers (first declaration, CFE exemption...); the checklist
+    and the filing guide follow, as they follow a change of the client's situation.
+
+    Returns what changed in the checklist. Cases opened by the recurring generator carry the
+    questions' defaults, so this is how such a case gets the right route.
+    """
+    _check_version(case, expected_version)
+    if not case.active:
+        raise CaseError(_("Ce dossier n'est plus en cours : rouvrez-le pour changer les réponses."))
+    clean = _clean_answers(procedure_of(case), raw)
+    before = dict(case.answers or {})
+    if clean == before:
+        return []
+    case.answers = clean
+    changes = refresh_case(case, case.client, actor, today=today)
+    _touch(case)
+    # Question codes only: the answers themselves may say something about the person.
+    changed = sorted(code for code in clean if clean[code] != before.get(code))
+    audit.record(case.org_id, actor, "case.answers", case.ref, questions=changed)
     return changes
 
 

@@ -66,6 +66,9 @@ RECURRENCES: Mapping[str, frozenset[str]] = {
     "on_demand": frozenset({"day", "year"}),
 }
 WEEKENDS = ("next_business_day", "none", "unknown")
+# Which years of a yearly procedure a micro-enterprise owes, from the year its activity started
+# (the CFE is not paid the creation year; its initial declaration is due only that year).
+ACTIVITY_YEARS = ("start_year_only", "after_start_year")
 HOLIDAY_ZONES = ("metropole", "departement")
 VALUE_TYPES = ("amount", "integer", "text", "date", "choice", "boolean")
 FILLED_BY = ("client", "staff")
@@ -227,6 +230,25 @@ class Procedure:
     tables: Mapping[str, Table] = field(default_factory=lambda: MappingProxyType({}))
     upload_limit_mb: int | None = None
     sources: tuple[str, ...] = ()
+    activity_years: str | None = None
+
+    def owes_year(self, year: int, situation: Mapping[str, Any]) -> bool:
+        """Whether the client owes this year's case, given when his activity started.
+
+        ``start_year_only``: the creation year alone (unknown start: no year);
+        ``after_start_year``: every year after it (unknown start: every year). Without
+        ``activity_years`` every year is owed.
+        """
+        if self.activity_years is None:
+            return True
+        started = situation.get("activity_started_on")
+        if isinstance(started, str):
+            started = dt.date.fromisoformat(started)
+        if started is None:
+            return self.activity_years == "after_start_year"
+        if self.activity_years == "start_year_only":
+            return year == started.year
+        return year > started.year
 
     def applies(self, situation: Mapping[str, Any]) -> bool:
         """Whether the procedure concerns a client in this situation."""
@@ -433,6 +455,7 @@ _PROCEDURE_OPTIONAL = (
     "penalties",
     "tables",
     "upload_limit_mb",
+    "activity_years",
 )
 
 
@@ -758,6 +781,11 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
     )
     if not sources:
         raise r.error("sources", "empty list (every procedure names its sources)")
+    activity_years = m.get("activity_years")
+    if activity_years is not None:
+        activity_years = r.choice(activity_years, "activity_years", ACTIVITY_YEARS)
+        if period != "year":
+            raise r.error("activity_years", f"only for yearly procedures (period is {period!r})")
     portal_url = r.required_text(m["portal_url"], "portal_url")
     if not portal_url.startswith("https://"):
         raise r.error("portal_url", f"{portal_url!r} is not an https:// address")
@@ -784,6 +812,7 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
             m.get("upload_limit_mb"), "upload_limit_mb", nullable=True, minimum=1
         ),
         sources=sources,
+        activity_years=activity_years,
     )
 
 
