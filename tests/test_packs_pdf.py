@@ -256,9 +256,12 @@ def test_pack_pdf_read_back(filled, org, agent, tmp_path):
     assert "1234567890123" in values
     for box in ("case 1AJ", "case 1AP", "case 1AS", "case 5HQ"):
         assert box in values, box
-    assert "Laissez la case vide si vous n'avez pas touché le chômage." in values
-    assert "Laissez la case vide si vous n'avez pas eu de salaire." not in values  # not zero
-    assert "Pensions de retraite (déclarant 1)\nÀ compléter" in values
+    # An optional box left empty says when to type nothing, not a red "À compléter".
+    assert (
+        "Pensions de retraite (déclarant 1)\n"
+        "Ne rien taper si vous n'avez pas touché de retraite dans l'année." in values
+    )
+    assert "À compléter" not in values
     assert values.index("case 1AJ") < values.index("case 5HQ")  # the portal's order
 
     # Filing guide: numbered steps, screens, checks, "à confirmer" on the S1 step.

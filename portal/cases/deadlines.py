@@ -226,7 +226,9 @@ def _known(rule: DeadlineRule, due: date, zone: str, opens_on: date | None = Non
     return Deadline("known", shifted, opens_on, due, rule.tag)
 
 
-def _table_cell(rule: DeadlineRule, row: Mapping[str, Any] | None, column: str, zone: str) -> Deadline:
+def _table_cell(
+    rule: DeadlineRule, row: Mapping[str, Any] | None, column: str, zone: str
+) -> Deadline:
     tag = row["tag"] if row is not None else "U"
     due = _as_date(row[column]) if row is not None else None
     if due is None:

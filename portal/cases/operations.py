@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -217,7 +218,9 @@ def open_case(
         assigned_user_id=(assigned_user.id if assigned_user else client.assigned_user_id),
         answers=clean,
     )
-    case.items = build_items(procedure.items_for(_situation(client, clean, today)), client.org_id)
+    case.items = build_items(
+        procedure.items_for(_situation(client, clean, today)), client.org_id, period
+    )
     db.session.add(case)
     db.session.flush()
     audit.record(
@@ -232,7 +235,25 @@ def open_case(
     return case
 
 
-def build_items(specs: Sequence[ValueSpec | DocumentSpec], org_id: int) -> list[ChecklistItem]:
+def item_label(spec: ValueSpec | DocumentSpec, period: Period | None) -> str:
+    """A line's label; a value about a month before the period names it in words.
+
+    The CAF asks the income of three months before the declaration's month: "1er mois déclaré :
+    juin 2026" is what the client can act on, "4 mois avant" is not. Stored in French, like the
+    catalog's own words.
+    """
+    offset = getattr(spec, "month_offset", None)
+    if offset is None or period is None:
+        return spec.label[:200]
+    index = period.start.year * 12 + period.start.month - 1 + offset
+    with force_locale("fr"):
+        month = Period.of_month(index // 12, index % 12 + 1).display()
+    return f"{spec.label} : {month}"[:200]
+
+
+def build_items(
+    specs: Sequence[ValueSpec | DocumentSpec], org_id: int, period: Period | None = None
+) -> list[ChecklistItem]:
     """Checklist lines for the catalog items a situation asks for (`Procedure.items_for`)."""
     return [
         ChecklistItem(
@@ -240,7 +261,7 @@ def build_items(specs: Sequence[ValueSpec | DocumentSpec], org_id: int) -> list[
             position=position,
             code=spec.code,
             kind=ItemKind.document if isinstance(spec, DocumentSpec) else ItemKind.value,
-            label=spec.label[:200],
+            label=item_label(spec, period),
             required=spec.required,
             status=ItemStatus.missing,
         )
@@ -268,7 +289,13 @@ def refresh_case(case: Case, client: Client, actor: str, *, today: date) -> list
         if item.code not in wanted_codes and untouched:
             case.items.remove(item)
             changes.append(f"-{item.code}")
-    for new in build_items([spec for spec in wanted if spec.code not in by_code], case.org_id):
+    try:
+        period: Period | None = parse_period(case.period_label)
+    except PeriodError:
+        period = None
+    for new in build_items(
+        [spec for spec in wanted if spec.code not in by_code], case.org_id, period
+    ):
         case.items.append(new)
         changes.append(f"+{new.code}")
     order = {code: i for i, code in enumerate(wanted_codes, start=1)}

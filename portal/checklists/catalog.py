@@ -159,6 +159,9 @@ class ValueSpec(Tagged):
     # For an optional value: when to leave the box empty ("Ne rien taper si…"), shown instead
     # of "À compléter" while nothing was given.
     if_empty: str | None = None
+    # A value about one month before the case's (monthly) period, e.g. -4 for the CAF's first
+    # declared month: the checklist line names that month in words ("décembre 2026").
+    month_offset: int | None = None
 
     kind = "value"
 
@@ -259,6 +262,7 @@ class Procedure:
 
         ``situation`` may carry the case's answers under ``"answers"``.
         """
+        situation = self.with_default_answers(situation)
         items: list[ValueSpec | DocumentSpec] = [
             d for d in self.documents if evaluate(d.condition, situation)
         ]
@@ -267,7 +271,21 @@ class Procedure:
 
     def steps_for(self, situation: Mapping[str, Any]) -> tuple[Step, ...]:
         """The filing guide for this situation (and the case's answers), file order."""
+        situation = self.with_default_answers(situation)
         return tuple(s for s in self.steps if evaluate(s.condition, situation))
+
+    def with_default_answers(self, situation: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The situation with each unanswered question's default (a case nobody answered)."""
+        nested = situation.get("answers")
+        nested = nested if isinstance(nested, Mapping) else {}
+        defaults = {
+            f"{ANSWERS_PREFIX}{q.code}": q.default
+            for q in self.questions
+            if q.default is not None
+            and situation.get(f"{ANSWERS_PREFIX}{q.code}") is None
+            and nested.get(q.code) is None
+        }
+        return {**situation, **defaults} if defaults else situation
 
     def question(self, code: str) -> Question:
         for question in self.questions:
@@ -536,7 +554,7 @@ def _read_values(
             item,
             path,
             ("code", "label", "where", "type", "filled_by", "help", "tag"),
-            ("box", "validation", "required", "condition", "zero", "if_empty"),
+            ("box", "validation", "required", "condition", "zero", "if_empty", "month_offset"),
         )
         code = r.code(m["code"], f"{path}.code")
         if code in codes:
@@ -557,11 +575,20 @@ def _read_values(
                 help=r.required_text(m["help"], f"{path}.help"),
                 zero=r.text(m.get("zero"), f"{path}.zero", nullable=True),
                 if_empty=r.text(m.get("if_empty"), f"{path}.if_empty", nullable=True),
+                month_offset=r.integer(
+                    m.get("month_offset"),
+                    f"{path}.month_offset",
+                    nullable=True,
+                    minimum=-24,
+                    maximum=24,
+                ),
                 tag=r.tag(m["tag"], f"{path}.tag"),
             )
         )
         if values[-1].if_empty is not None and values[-1].required:
-            raise r.error(f"{path}.if_empty", "only an optional value (required: false) may be empty")
+            raise r.error(
+                f"{path}.if_empty", "only an optional value (required: false) may be empty"
+            )
     return tuple(values)
 
 
@@ -598,9 +625,7 @@ def _read_documents(
     return tuple(documents)
 
 
-def _read_steps(
-    r: _Reader, raw: Any, questions: Mapping[str, frozenset[str]]
-) -> tuple[Step, ...]:
+def _read_steps(r: _Reader, raw: Any, questions: Mapping[str, frozenset[str]]) -> tuple[Step, ...]:
     steps = []
     raw_steps = r.list(raw, "steps", nullable=False)
     if not raw_steps:
@@ -781,6 +806,9 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
     )
     if not sources:
         raise r.error("sources", "empty list (every procedure names its sources)")
+    for index, value in enumerate(values):
+        if value.month_offset is not None and period != "month":
+            raise r.error(f"values[{index}].month_offset", "only for monthly periods")
     activity_years = m.get("activity_years")
     if activity_years is not None:
         activity_years = r.choice(activity_years, "activity_years", ACTIVITY_YEARS)

@@ -84,7 +84,7 @@ class Compare:
 
 @dataclass(frozen=True)
 class IsSet:
-    """True when the field is neither None, False nor empty (the reverse if ``expected`` is False)."""
+    """True when the field is neither None, False nor empty (reversed if ``expected`` is False)."""
 
     field: str
     expected: bool
@@ -292,7 +292,9 @@ def parse(
             path, f"{field} holds several values: test it with contains (or is_set), not {op}"
         )
     if op == "contains" and not spec.many:
-        raise CatalogError(path, f"contains needs a field holding several values; {field} holds one")
+        raise CatalogError(
+            path, f"contains needs a field holding several values; {field} holds one"
+        )
     if op == "in":
         if not isinstance(value, list):
             raise CatalogError(path, f"wrong type: expected a list, got {type_name(value)}")

@@ -17,7 +17,6 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields import SelectChoice
-from wtforms.widgets import CheckboxInput, ListWidget
 from wtforms.validators import (
     DataRequired,
     Email,
@@ -27,6 +26,7 @@ from wtforms.validators import (
     Optional,
     ValidationError,
 )
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.clients.models import Activity, Client, ClientKind, Periodicity
 from portal.clients.operations import LENGTHS, MAX_HOUSEHOLD, ClientData

@@ -96,9 +96,7 @@ class Client(TenantMixin, Base):
     )
     # Every activity category the micro-entrepreneur declares (a list of Activity codes): one
     # may sell goods and provide services, and URSSAF and the 2042-C-PRO ask a line for each.
-    activities: Mapped[list[str]] = mapped_column(
-        JSON, default=list, server_default=text("'[]'")
-    )
+    activities: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     periodicity: Mapped[Periodicity | None] = mapped_column(
         str_enum(Periodicity, "client_periodicity")
     )

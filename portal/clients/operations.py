@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from datetime import date
 
 from email_validator import EmailNotValidError, validate_email
@@ -72,6 +72,8 @@ class ClientData:
     postcode: str | None = None
     kind: ClientKind = ClientKind.person
     activities: tuple[Activity, ...] = ()
+    # One category, as callers wrote before clients held several: joins `activities`.
+    activity: InitVar[Activity | None] = None
     periodicity: Periodicity | None = None
     versement_liberatoire: bool = False
     activity_started_on: date | None = None
@@ -84,6 +86,10 @@ class ClientData:
     paper_filer: bool = False
     no_email: bool = False
     assigned_user_id: int | None = None
+
+    def __post_init__(self, activity: Activity | None) -> None:
+        if activity is not None and activity not in self.activities:
+            object.__setattr__(self, "activities", (*self.activities, activity))
 
     @classmethod
     def of(cls, client: Client) -> ClientData:
