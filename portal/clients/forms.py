@@ -29,7 +29,7 @@ from wtforms.validators import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.clients.models import Activity, Client, ClientKind, Periodicity
-from portal.clients.operations import LENGTHS, MAX_HOUSEHOLD, ClientData
+from portal.clients.operations import FIELDS, LENGTHS, MAX_HOUSEHOLD, ClientData
 from portal.clients.places import PostcodeError, departement_from_postcode
 
 KIND_LABELS = {
@@ -181,7 +181,7 @@ class ClientForm(FlaskForm):
     def fill(self, client: Client) -> None:
         """Prefill from a client (GET of the edit page)."""
         data = ClientData.of(client)
-        for name in ClientData.__dataclass_fields__:
+        for name in FIELDS:
             value = getattr(data, name)
             value = getattr(value, "value", value)
             if name in ("periodicity", "caf_dtr_cycle", "assigned_user_id"):
