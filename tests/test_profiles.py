@@ -15,7 +15,7 @@ from typing import Any
 
 import flask_migrate
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import column, create_engine, select, table, text
 from sqlalchemy.engine import make_url
 
 from portal import create_app
@@ -242,10 +242,11 @@ def _insert_client_at_0007(url: str) -> None:
     engine.dispose()
 
 
-def _read(url: str, column: str) -> dict[int, Any]:
+def _read(url: str, name: str) -> dict[int, Any]:
     engine = create_engine(url)
     with engine.connect() as conn:
-        rows = conn.execute(text(f"SELECT id, {column} FROM clients ORDER BY id")).all()
+        clients = table("clients", column("id"), column(name))
+        rows = conn.execute(select(clients).order_by(clients.c.id)).all()
     engine.dispose()
     return dict(rows)
 
