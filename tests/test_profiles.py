@@ -7,6 +7,7 @@ catalog files (`sources`).
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import uuid
@@ -24,7 +25,7 @@ from portal.cases.models import Case
 from portal.cases.operations import CaseError, change_answers, open_case
 from portal.cases.periods import Period
 from portal.cases.recurrence import create_coming_cases
-from portal.checklists.catalog import catalog
+from portal.checklists.catalog import catalog, load_catalog
 from portal.checklists.conditions import CatalogError, evaluate, parse
 from portal.clients import imports
 from portal.clients.models import Activity, Client, ClientKind, Periodicity
@@ -35,6 +36,7 @@ from portal.reminders.models import Reminder, ReminderKind
 from portal.reminders.sending import compose
 from portal.tenancy import bind_org
 from tests import factories
+from tests.test_catalog import MINIMAL, broken, set_in, write
 
 TODAY = date(2026, 11, 27)
 
@@ -553,3 +555,39 @@ def test_caf_months_are_named_in_words(org: Any, agent: Any) -> None:
     assert labels["ca_mois_2"].endswith(": janvier 2027")
     assert labels["ca_mois_3"].endswith(": février 2027")
     assert not [label for label in labels.values() if "mois avant" in label]
+
+
+# --- the catalog keys these rules added -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            set_in(["values", 0, "if_empty"], "Ne rien taper."),
+            "values[0].if_empty: only an optional",
+        ),
+        (set_in(["values", 0, "month_offset"], -4), "values[0].month_offset: only for monthly"),
+        (set_in(["activity_years"], "always"), "activity_years: unknown value 'always'"),
+        (set_in(["questions", 0, "default"], "oubli"), "questions[0].default: unknown value"),
+        (
+            set_in(["deadline", "params", "paper_column"], "papier"),
+            "deadline.params.table: table 'deadlines_by_zone' has no column 'papier'",
+        ),
+        (
+            set_in(["steps", 0, "condition"], {"field": "paper_filer", "equals": "oui"}),
+            "steps[0].condition.equals: wrong type: paper_filer holds a boolean",
+        ),
+    ],
+)
+def test_new_catalog_keys_are_checked_at_load(tmp_path: Any, change: Any, message: str) -> None:
+    assert message in broken(tmp_path, change)
+
+
+def test_question_default_applies_to_an_unanswered_case(tmp_path: Any) -> None:
+    data = copy.deepcopy(MINIMAL)
+    data["questions"][0]["default"] = "perte"
+    write(tmp_path, data)
+    procedure = load_catalog(tmp_path).get("demo")
+    assert "montant" in codes(procedure.items_for({"kind": "person"}))
+    assert "montant" not in codes(procedure.items_for({"kind": "person", "answers.motif": "vol"}))
