@@ -17,6 +17,7 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
+import portal
 from portal.cases.operations import open_case, set_value
 from portal.db import db
 from portal.documents.models import Document, Normalisation, RefusalReason, Review, Source
@@ -500,12 +501,14 @@ def test_file_that_cannot_fit_is_kept_and_named_on_the_cover(filled, agent, tmp_
 
 # --- the URL fetcher -----------------------------------------------------------------------
 
+STATIC_CSS_URI = (Path(portal.__file__).with_name("static") / "css" / "pack.css").as_uri()
+
 
 @pytest.mark.parametrize(
     "url",
     [
         "file:///etc/passwd",
-        "file:///work/main/portal/static/css/pack.css",
+        STATIC_CSS_URI,  # the real stylesheet, asked for by its absolute file: URL
         "http://127.0.0.1:9/x.css",
         "https://example.invalid/x.css",
         "data:text/css,body{color:red}",
