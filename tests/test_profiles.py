@@ -10,14 +10,12 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import uuid
 from datetime import date, datetime
 from typing import Any
 
 import flask_migrate
 import pytest
 from sqlalchemy import column, create_engine, select, table, text
-from sqlalchemy.engine import make_url
 
 from portal import create_app
 from portal.cases.deadlines import due_date, periods_due
@@ -37,6 +35,7 @@ from portal.reminders.sending import compose
 from portal.tenancy import bind_org
 from tests import factories
 from tests.test_catalog import MINIMAL, broken, set_in, write
+from tests.test_migrations import fresh_postgresql_database
 
 TODAY = date(2026, 11, 27)
 
@@ -275,19 +274,8 @@ def test_migration_keeps_each_client_s_category_on_sqlite(tmp_path: Any) -> None
 
 
 def test_migration_keeps_each_client_s_category_on_postgresql(settings: dict[str, Any]) -> None:
-    server = make_url(settings["DATABASE_URL"])
-    name = f"pochette_act_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        _migrate_keeps_each_category(
-            server.set(database=name).render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgresql_database(settings) as url:
+        _migrate_keeps_each_category(url)
 
 
 # --- 3. Income tax on paper, first declaration -----------------------------------------------
