@@ -29,6 +29,8 @@ from portal.clients import imports
 from portal.clients.models import Activity, Client, ClientKind, Periodicity
 from portal.clients.operations import ClientData, create_client
 from portal.db import db
+from portal.documents.filing import record_filing
+from portal.documents.models import Source
 from portal.packs.content import gather
 from portal.reminders.models import Reminder, ReminderKind
 from portal.reminders.sending import compose
@@ -434,6 +436,23 @@ def test_recurring_generation_opens_the_initial_declaration_not_the_payment(
     assert ("cfe", "2026") not in opened
     with pytest.raises(CaseError, match="n'est pas due pour 2026"):
         open_case(client, "cfe", agent.ref, today=TODAY, period_label="2026")
+
+
+def test_filing_the_initial_declaration_opens_no_next_year(org: Any, agent: Any) -> None:
+    client = micro_client(org, activity_started_on=date(2026, 3, 6))
+    case = open_case(client, "cfe-initiale", agent.ref, today=date(2026, 11, 2))
+    assert case.period_label == "2026" and case.due_on == date(2026, 12, 31)
+    filing = record_filing(
+        case,
+        agent.ref,
+        reference="SIE-2026-1447",
+        receipt=None,
+        source=Source.staff,
+        max_bytes=1_000_000,
+        today=date(2026, 12, 1),
+    )
+    assert filing.next_case is None
+    assert [c.procedure_code for c in client_cases(client)] == ["cfe-initiale"]
 
 
 def client_cases(client: Any) -> list[Case]:
