@@ -599,3 +599,14 @@ def test_question_default_applies_to_an_unanswered_case(tmp_path: Any) -> None:
     procedure = load_catalog(tmp_path).get("demo")
     assert "montant" in codes(procedure.items_for({"kind": "person"}))
     assert "montant" not in codes(procedure.items_for({"kind": "person", "answers.motif": "vol"}))
+
+
+def test_catalog_and_readme_name_documents_not_this_machine_s_folders() -> None:
+    from portal.checklists.catalog import CATALOG_DIR
+
+    root = CATALOG_DIR.parents[2]
+    for path in [*sorted(CATALOG_DIR.glob("*.yaml")), root / "README.md"]:
+        text = path.read_text(encoding="utf-8")
+        for needle in ("/work/", "../shared", "/home/", "/tmp/"):
+            assert needle not in text, f"{path.name} names {needle}"
+    assert (root / "docs" / "architecture.md").is_file()
