@@ -427,6 +427,19 @@ def test_no_cfe_payment_the_creation_year_but_the_initial_declaration() -> None:
     assert periods_due(initial, micro("vente"), date(2026, 11, 1), 60) == []
 
 
+def test_activity_years_say_which_years_are_owed_and_the_last_one() -> None:
+    cfe, initial, impots = get("cfe"), get("cfe-initiale"), get("impots-revenus")
+    started = {"activity_started_on": date(2026, 3, 6)}
+    assert [y for y in (2025, 2026, 2027) if cfe.owes_year(y, started)] == [2027]
+    assert [y for y in (2025, 2026, 2027) if initial.owes_year(y, started)] == [2026]
+    assert initial.owes_year(2026, {"activity_started_on": "2026-03-06"})  # as typed in a CLI
+    assert cfe.owes_year(2026, {}) and not initial.owes_year(2026, {})
+    # A walk over owed periods stops after the last year that can be owed.
+    assert initial.last_owed_year(started) == 2026
+    assert initial.last_owed_year({}) == 0  # nothing is ever owed without a start date
+    assert cfe.last_owed_year(started) is None and impots.last_owed_year(started) is None
+
+
 def test_recurring_generation_opens_the_initial_declaration_not_the_payment(
     org: Any, agent: Any
 ) -> None:

@@ -244,14 +244,24 @@ class Procedure:
         """
         if self.activity_years is None:
             return True
-        started = situation.get("activity_started_on")
-        if isinstance(started, str):
-            started = dt.date.fromisoformat(started)
+        started = _activity_start(situation)
         if started is None:
             return self.activity_years == "after_start_year"
         if self.activity_years == "start_year_only":
             return year == started.year
         return year > started.year
+
+    def last_owed_year(self, situation: Mapping[str, Any]) -> int | None:
+        """The last year a case can be owed (None: no end).
+
+        A walk over the periods a client owes (recurring generation, the case after a filing)
+        stops after it: ``start_year_only`` owes the creation year alone, and nothing at all
+        without a start date.
+        """
+        if self.activity_years != "start_year_only":
+            return None
+        started = _activity_start(situation)
+        return started.year if started is not None else 0
 
     def applies(self, situation: Mapping[str, Any]) -> bool:
         """Whether the procedure concerns a client in this situation."""
@@ -292,6 +302,11 @@ class Procedure:
             if question.code == code:
                 return question
         raise KeyError(code)
+
+
+def _activity_start(situation: Mapping[str, Any]) -> dt.date | None:
+    started = situation.get("activity_started_on")
+    return dt.date.fromisoformat(started) if isinstance(started, str) else started
 
 
 class Catalog:
