@@ -99,7 +99,8 @@ def test_create_a_client_open_a_case_and_see_its_checklist_and_due_date(browser,
     page.get_by_label("Prénom").fill("Léa")
     page.get_by_label("Code postal").fill("67000")
     page.get_by_label("Type d’usager").select_option("micro_entrepreneur")
-    page.get_by_label("Activité", exact=True).select_option("bnc")
+    # Activities are check boxes: a micro-entrepreneur may have several.
+    page.get_by_label("Profession libérale (BNC, Sécurité sociale des indépendants)").check()
     page.get_by_label("Périodicité des déclarations URSSAF").select_option("monthly")
     page.get_by_role("button", name="Enregistrer").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Léa Navigateur")

@@ -558,7 +558,7 @@ def test_a_change_of_situation_updates_the_open_case_but_keeps_evidence(http, or
         "first_name": client.first_name,
         "postcode": "67000",  # a move to Strasbourg: zone 3
         "kind": "micro_entrepreneur",
-        "activity": "vente",
+        "activities": "vente",
         "periodicity": "monthly",
         "versement_liberatoire": "y",
         "household_size": "1",

@@ -33,11 +33,14 @@ CODES = {
     "ants-carte-grise-adresse",
     "france-travail-actualisation",
     "cfe",
+    "cfe-initiale",
 }
 
 BASE_SITUATION: dict[str, Any] = {
     "kind": "person",
     "activity": None,
+    "activities": (),
+    "paper_filer": False,
     "periodicity": None,
     "versement_liberatoire": False,
     "household_size": 1,
@@ -60,6 +63,7 @@ def micro(activity: str, vl: bool, **changes: Any) -> dict[str, Any]:
     return situation(
         kind="micro_entrepreneur",
         activity=activity,
+        activities=(activity,),
         periodicity="monthly",
         versement_liberatoire=vl,
         activity_started_on=dt.date(2024, 3, 1),
@@ -74,10 +78,10 @@ def codes(items: list[ValueSpec | DocumentSpec]) -> list[str]:
 # --- the packaged catalog --------------------------------------------------------------------
 
 
-def test_packaged_catalog_holds_the_nine_procedures() -> None:
+def test_packaged_catalog_holds_the_ten_procedures() -> None:
     loaded = catalog()
     assert set(loaded.procedures) == CODES
-    assert len(loaded) == 9
+    assert len(loaded) == 10
     assert {p.code for p in loaded} == CODES
     assert "cfe" in loaded
     assert catalog() is loaded  # loaded once
@@ -94,7 +98,7 @@ def test_packaged_catalog_holds_the_nine_procedures() -> None:
             "yearly",
             "zone_table",
             "none",
-            {"table": "deadlines_by_zone"},
+            {"table": "deadlines_by_zone", "paper_column": "paper"},
             True,
         ),
         (
@@ -169,7 +173,7 @@ def test_each_procedure_has_its_rule(
     shifts = weekend == "next_business_day"
     assert procedure.deadline.holiday_zone == ("departement" if shifts else "metropole")
     assert dict(procedure.deadline.params) == params
-    assert procedure.version == "2026.1"
+    assert procedure.version in ("2026.1", "2026.2")
     assert procedure.portal_url.startswith("https://")
     assert len(procedure.short_title) <= 30
     assert procedure.sources and procedure.steps
@@ -347,14 +351,14 @@ def test_urssaf_asks_the_line_of_the_activity() -> None:
 
 def test_identity_card_documents_follow_the_motif() -> None:
     cni = catalog().get("ants-cni")
-    assert [q.code for q in cni.questions] == ["motif"]
+    assert [q.code for q in cni.questions] == ["motif", "pour_qui", "ancien_titre", "comedec"]
     assert set(cni.question("motif").choices) >= {"renouvellement", "perte", "vol", "premiere"}
 
-    lost = codes(cni.items_for(situation(answers={"motif": "perte"})))
+    lost = codes(cni.items_for(situation(answers={"motif": "perte", "ancien_titre": "aucun"})))
     assert "declaration_perte" in lost
     assert "declaration_vol" not in lost
     assert "ancienne_carte" not in lost
-    assert {"timbre_fiscal", "passeport_ou_acte_naissance", "photo_identite"} <= set(lost)
+    assert {"timbre_fiscal", "preuve_etat_civil", "photo"} <= set(lost)
 
     stolen = codes(cni.items_for(situation(answers={"motif": "vol"})))
     assert "declaration_vol" in stolen and "declaration_perte" not in stolen
@@ -362,6 +366,7 @@ def test_identity_card_documents_follow_the_motif() -> None:
     renewal = codes(cni.items_for(situation(answers={"motif": "renouvellement"})))
     assert "ancienne_carte" in renewal
     assert not {"timbre_fiscal", "declaration_perte", "declaration_vol"} & set(renewal)
+    assert "preuve_etat_civil" not in renewal  # a card expired less than 5 years ago is enough
 
     unanswered = codes(cni.items_for(situation()))
     assert not {"ancienne_carte", "timbre_fiscal", "declaration_perte"} & set(unanswered)
@@ -417,6 +422,7 @@ def test_catalog_applicable() -> None:
         "caf-dtr",
         "france-travail-actualisation",
         "cfe",
+        "cfe-initiale",
         *on_demand,
     }
     person = situation(c2s_rights_end_on=dt.date(2027, 2, 28))

@@ -55,7 +55,7 @@ def _client(org: Any, **kw: Any) -> Client:
 def _micro(**kw: Any) -> dict[str, Any]:
     return {
         "kind": ClientKind.micro_entrepreneur,
-        "activity": Activity.services_bic,
+        "activities": (Activity.services_bic,),
         "periodicity": Periodicity.quarterly,
         **kw,
     }
@@ -74,7 +74,6 @@ def _form(**kw: Any) -> dict[str, str]:
     """What a browser sends for the client form: every select, even left empty."""
     values = {
         "kind": "person",
-        "activity": "",
         "periodicity": "",
         "caf_dtr_cycle": "",
         "assigned_user_id": "",
@@ -141,8 +140,11 @@ def test_departement_refuses_what_is_no_french_postcode(ctx, postcode, message):
 
 
 def test_create_derives_departement_and_drops_micro_answers_for_a_person(ctx, org):
-    person = _client(org, postcode="20090", activity=Activity.bnc, periodicity=Periodicity.monthly)
+    person = _client(
+        org, postcode="20090", activities=(Activity.bnc,), periodicity=Periodicity.monthly
+    )
     assert (person.departement, person.activity, person.periodicity) == ("2A", None, None)
+    assert person.activities == [] and person.situation()["activities"] == ()
 
     micro = _client(org, postcode="97 400", **_micro(versement_liberatoire=True))
     assert micro.postcode == "97400" and micro.departement == "974"
@@ -168,7 +170,7 @@ def test_create_refuses_with_every_problem_in_french_and_stores_nothing(ctx, org
         "postcode": "Code postal « 7501 » invalide : il doit comporter 5 chiffres.",
         "household_size": "La taille du foyer va de 1 à 20 personnes.",
         "email": "Cette adresse e-mail n’est pas valide.",
-        "activity": "Indiquez l’activité du micro-entrepreneur.",
+        "activities": "Indiquez au moins une activité du micro-entrepreneur.",
         "periodicity": "Indiquez la périodicité des déclarations URSSAF.",
     }
     with pytest.raises(ClientError, match="ne concerne que les micro-entrepreneurs"):
@@ -376,7 +378,7 @@ def test_edit_through_the_form(login, org, agent):
             first_name="Marie",
             postcode="97100",
             kind="micro_entrepreneur",
-            activity="bnc",
+            activities="bnc",
             periodicity="monthly",
             versement_liberatoire="y",
             household_size="2",
@@ -405,7 +407,7 @@ def test_edit_through_the_form(login, org, agent):
         ),
         page=url,
     )
-    assert "Indiquez l’activité du micro-entrepreneur." in _html(bad)
+    assert "Indiquez au moins une activité du micro-entrepreneur." in _html(bad)
     db.session.refresh(client)
     assert client.last_name == "Après"
 
@@ -566,7 +568,7 @@ def test_import_preview_shows_per_row_errors_in_french_and_writes_nothing(login,
         row(4, "code_postal", "Code postal « 75A01 » invalide : il doit comporter 5 chiffres.")
         in html
     )
-    assert row(5, "activite", "Indiquez l’activité du micro-entrepreneur.") in html
+    assert row(5, "activite", "Indiquez au moins une activité du micro-entrepreneur.") in html
     assert row(6, "reference", "La référence « a-1 » figure déjà ligne 2 du fichier.") in html
     assert (
         row(7, "reference", "Un usager a déjà la référence « existe-1 » dans l’organisation.")

@@ -846,6 +846,7 @@ def test_every_catalog_procedure_has_a_default_period() -> None:
         "departement": "75",
         "caf_dtr_cycle": 1,
         "c2s_rights_end_on": date(2027, 3, 31),
+        "activity_started_on": date(2026, 2, 2),  # cfe-initiale: the creation year only
     }
     for procedure in catalog():
         period = next_period(procedure, situation, TODAY)

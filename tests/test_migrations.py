@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import flask_migrate
 from alembic.autogenerate import compare_metadata
@@ -24,14 +27,24 @@ def test_models_and_migrations_agree_on_postgresql(app, connection):
     assert _diff(connection) == []
 
 
-def test_upgrade_downgrade_upgrade_on_a_fresh_postgresql_database(settings):
+@contextmanager
+def fresh_postgresql_database(settings: dict[str, Any]) -> Iterator[str]:
+    """The URL of a new, empty database on the tests' PostgreSQL server, dropped afterwards."""
     server = make_url(settings["DATABASE_URL"])
     name = f"pochette_mig_{uuid.uuid4().hex[:8]}"
     admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        url = server.set(database=name).render_as_string(hide_password=False)
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_upgrade_downgrade_upgrade_on_a_fresh_postgresql_database(settings):
+    with fresh_postgresql_database(settings) as url:
         app = create_app({**settings, "DATABASE_URL": url})
         with app.app_context():
             flask_migrate.upgrade()
@@ -42,10 +55,6 @@ def test_upgrade_downgrade_upgrade_on_a_fresh_postgresql_database(settings):
                 inspect(db.engine).get_table_names()
             )
             db.engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_embedded_sqlite_schema_comes_from_migrations(tmp_path):

@@ -17,6 +17,7 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
+import portal
 from portal.cases.operations import open_case, set_value
 from portal.db import db
 from portal.documents.models import Document, Normalisation, RefusalReason, Review, Source
@@ -256,9 +257,12 @@ def test_pack_pdf_read_back(filled, org, agent, tmp_path):
     assert "1234567890123" in values
     for box in ("case 1AJ", "case 1AP", "case 1AS", "case 5HQ"):
         assert box in values, box
-    assert "Laissez la case vide si vous n'avez pas touché le chômage." in values
-    assert "Laissez la case vide si vous n'avez pas eu de salaire." not in values  # not zero
-    assert "Pensions de retraite (déclarant 1)\nÀ compléter" in values
+    # An optional box left empty says when to type nothing, not a red "À compléter".
+    assert (
+        "Pensions de retraite (déclarant 1)\n"
+        "Ne rien taper si vous n'avez pas touché de retraite dans l'année." in values
+    )
+    assert "À compléter" not in values
     assert values.index("case 1AJ") < values.index("case 5HQ")  # the portal's order
 
     # Filing guide: numbered steps, screens, checks, "à confirmer" on the S1 step.
@@ -497,12 +501,14 @@ def test_file_that_cannot_fit_is_kept_and_named_on_the_cover(filled, agent, tmp_
 
 # --- the URL fetcher -----------------------------------------------------------------------
 
+STATIC_CSS_URI = (Path(portal.__file__).with_name("static") / "css" / "pack.css").as_uri()
+
 
 @pytest.mark.parametrize(
     "url",
     [
         "file:///etc/passwd",
-        "file:///work/main/portal/static/css/pack.css",
+        STATIC_CSS_URI,  # the real stylesheet, asked for by its absolute file: URL
         "http://127.0.0.1:9/x.css",
         "https://example.invalid/x.css",
         "data:text/css,body{color:red}",

@@ -209,6 +209,7 @@ def test_export_holds_everything_about_the_client_and_nothing_about_another(ctx,
         "NomAlpha",
     )
     assert client["email"] == "alpha@exemple.fr" and client["birth_on"] == "1984-05-17"
+    assert client["activities"] == ["bnc"] and client["paper_filer"] is False
     assert datetime.fromisoformat(client["created_at"]).tzinfo is not None
     assert data["consent"]["version"] == mine.client.consent_version
     assert [c["id"] for c in data["cases"]] == [mine.case.id]
@@ -258,6 +259,8 @@ def test_export_holds_everything_about_the_client_and_nothing_about_another(ctx,
         "Rappels envoyés",
         "1234",
         "Consentement",
+        "Profession libérale (BNC, Sécurité sociale des indépendants)",
+        "Déclaration de revenus",
     ):
         assert expected in summary, expected
     assert "<script" not in summary

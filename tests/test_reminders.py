@@ -600,7 +600,7 @@ def test_client_form_switches_record_the_opt_outs(login, agent, org):
         "first_name": client.first_name,
         "email": client.email,
         "kind": "micro_entrepreneur",
-        "activity": "bnc",
+        "activities": "bnc",
         "periodicity": "monthly",
         "caf_dtr_cycle": "",
         "assigned_user_id": str(agent.id),

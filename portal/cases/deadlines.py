@@ -336,12 +336,27 @@ def _known(rule: DeadlineRule, due: date, zone: str, opens_on: date | None = Non
     return Deadline("known", shifted, opens_on, due, rule.tag)
 
 
+def _table_cell(
+    rule: DeadlineRule, row: Mapping[str, Any] | None, column: str, zone: str
+) -> Deadline:
+    tag = row["tag"] if row is not None else "U"
+    due = _as_date(row[column]) if row is not None else None
+    if due is None:
+        return Deadline("unknown", None, None, None, tag)
+    known = _known(rule, due, zone)
+    return Deadline(known.status, known.due_on, None, known.unshifted_on, tag)
+
+
 def _zone_table(
     procedure: Procedure, period: Period, situation: Mapping[str, Any], zone: str
 ) -> Deadline:
     rule = procedure.deadline
     table = procedure.tables[rule.params["table"]]
     row = table.row(period.year)
+    paper = rule.params.get("paper_column")
+    if paper and situation.get("paper_filer"):
+        # Paper filers have one earlier date for every zone (cachet de la Poste).
+        return _table_cell(rule, row, paper, zone)
     cells = [row.get(f"zone{n}") for n in (1, 2, 3)] if row is not None else []
     if not any(cells):
         # Nothing published for that year: no need for the client's address to say so.
@@ -355,12 +370,7 @@ def _zone_table(
         column = f"zone{impots_zone(departement)}"
     except ValueError as exc:
         raise DeadlineError(str(exc)) from None
-    due = _as_date(row[column]) if row is not None else None
-    tag = row["tag"] if row is not None else "U"
-    if due is None:
-        return Deadline("unknown", None, None, None, tag)
-    known = _known(rule, due, zone)
-    return Deadline(known.status, known.due_on, None, known.unshifted_on, tag)
+    return _table_cell(rule, row, column, zone)
 
 
 def _rights_end(situation: Mapping[str, Any], period: Period) -> date:
@@ -470,6 +480,8 @@ def _recurring_kind(procedure: Procedure, situation: Mapping[str, Any]) -> Perio
 
 def _owes(procedure: Procedure, situation: Mapping[str, Any], period: Period) -> bool:
     """Whether the client owes this period at all (CAF cycle months, activity started)."""
+    if not procedure.owes_year(period.year, situation):
+        return False  # the catalog's activity_years: CFE and its creation year
     if procedure.recurrence == "caf_cycle":
         cycle = situation.get("caf_dtr_cycle")
         if cycle not in (1, 2, 3):
@@ -489,7 +501,9 @@ def _owes(procedure: Procedure, situation: Mapping[str, Any], period: Period) ->
 def owed_periods(
     procedure: Procedure, situation: Mapping[str, Any], from_day: date
 ) -> Iterator[Period]:
-    """Every period the client owes, in order, from the one containing `from_day` (endless).
+    """Every period the client owes, in order, from the one containing `from_day`.
+
+    Endless, unless the procedure is owed up to a last year only (`activity_years`).
 
     The one source of truth for "what comes next": recurring generation and the case opened
     after a filing both walk it. It skips the months outside his CAF cycle and what precedes
@@ -498,7 +512,8 @@ def owed_periods(
     kind = _recurring_kind(procedure, situation)
     first = first_declaration(procedure, situation, kind)
     period = Period.containing(kind, from_day)
-    while True:
+    last_year = procedure.last_owed_year(situation)
+    while last_year is None or period.start.year <= last_year:
         if first is not None and period.start <= first.end:
             period = first
         if _owes(procedure, situation, period):
@@ -517,7 +532,7 @@ def following_period(
     if procedure.recurrence in ("on_demand", "c2s_rights"):
         return None
     try:
-        return next(owed_periods(procedure, situation, period.end + timedelta(days=1)))
+        return next(owed_periods(procedure, situation, period.end + timedelta(days=1)), None)
     except DeadlineError:
         return None
 

@@ -44,3 +44,7 @@ class ValueForm(_Versioned):
 class ReviewForm(_Versioned):
     action = HiddenField(validators=[InputRequired()])
     reason = TextAreaField(_l("Raison"), validators=[Optional(), Length(max=1000)])
+
+
+class AnswersForm(_Versioned):
+    """The case's questions; their radio buttons are written from the catalog in the page."""

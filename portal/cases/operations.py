@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -128,10 +129,17 @@ def _situation(client: Client, answers: Mapping[str, Any], today: date) -> dict[
     return situation
 
 
+def case_situation(case: Case, today: date | None = None) -> dict[str, Any]:
+    """What the case's conditions read: the client's situation and the case's answers."""
+    return _situation(case.client, case.answers or {}, today or date.today())
+
+
 def _clean_answers(procedure: Procedure, raw: Mapping[str, Any]) -> dict[str, str]:
     answers: dict[str, str] = {}
     for question in procedure.questions:
         value = raw.get(question.code)
+        if value in (None, "") and question.default is not None:
+            value = question.default  # a case opened by the recurring generator
         if value in (None, ""):
             raise CaseError(_("Répondez à la question « %(q)s ».", q=question.label))
         if value not in question.choices:
@@ -175,6 +183,15 @@ def open_case(
         raise CaseError(str(exc)) from None
     if period is None:
         raise CaseError(_("Indiquez la période concernée."))
+    if period.kind == "year" and not procedure.owes_year(period.year, situation):
+        raise CaseError(
+            _(
+                "« %(title)s » n'est pas due pour %(label)s, vu la date de début d'activité "
+                "de l'usager.",
+                title=procedure.short_title,
+                label=period.label,
+            )
+        )
     existing = None if known_new else find_case(client.id, procedure.code, period.label)
     if existing is not None:
         raise DuplicateCase(existing)
@@ -201,7 +218,9 @@ def open_case(
         assigned_user_id=(assigned_user.id if assigned_user else client.assigned_user_id),
         answers=clean,
     )
-    case.items = build_items(procedure.items_for(_situation(client, clean, today)), client.org_id)
+    case.items = build_items(
+        procedure.items_for(_situation(client, clean, today)), client.org_id, period
+    )
     db.session.add(case)
     db.session.flush()
     audit.record(
@@ -216,7 +235,25 @@ def open_case(
     return case
 
 
-def build_items(specs: Sequence[ValueSpec | DocumentSpec], org_id: int) -> list[ChecklistItem]:
+def item_label(spec: ValueSpec | DocumentSpec, period: Period | None) -> str:
+    """A line's label; a value about a month before the period names it in words.
+
+    The CAF asks the income of three months before the declaration's month: "1er mois déclaré :
+    juin 2026" is what the client can act on, "4 mois avant" is not. Stored in French, like the
+    catalog's own words.
+    """
+    offset = getattr(spec, "month_offset", None)
+    if offset is None or period is None:
+        return spec.label[:200]
+    index = period.start.year * 12 + period.start.month - 1 + offset
+    with force_locale("fr"):
+        month = Period.of_month(index // 12, index % 12 + 1).display()
+    return f"{spec.label} : {month}"[:200]
+
+
+def build_items(
+    specs: Sequence[ValueSpec | DocumentSpec], org_id: int, period: Period | None = None
+) -> list[ChecklistItem]:
     """Checklist lines for the catalog items a situation asks for (`Procedure.items_for`)."""
     return [
         ChecklistItem(
@@ -224,7 +261,7 @@ def build_items(specs: Sequence[ValueSpec | DocumentSpec], org_id: int) -> list[
             position=position,
             code=spec.code,
             kind=ItemKind.document if isinstance(spec, DocumentSpec) else ItemKind.value,
-            label=spec.label[:200],
+            label=item_label(spec, period),
             required=spec.required,
             status=ItemStatus.missing,
         )
@@ -252,7 +289,13 @@ def refresh_case(case: Case, client: Client, actor: str, *, today: date) -> list
         if item.code not in wanted_codes and untouched:
             case.items.remove(item)
             changes.append(f"-{item.code}")
-    for new in build_items([spec for spec in wanted if spec.code not in by_code], case.org_id):
+    try:
+        period: Period | None = parse_period(case.period_label)
+    except PeriodError:
+        period = None
+    for new in build_items(
+        [spec for spec in wanted if spec.code not in by_code], case.org_id, period
+    ):
         case.items.append(new)
         changes.append(f"+{new.code}")
     order = {code: i for i, code in enumerate(wanted_codes, start=1)}
@@ -271,6 +314,36 @@ def refresh_case(case: Case, client: Client, actor: str, *, today: date) -> list
     if changes:
         _touch(case)
         audit.record(case.org_id, actor, "case.refreshed", case.ref, changes=changes)
+    return changes
+
+
+def change_answers(
+    case: Case,
+    raw: Mapping[str, Any],
+    actor: str,
+    *,
+    today: date,
+    expected_version: int | None = None,
+) -> list[str]:
+    """Staff correct a case's answers (first declaration, CFE exemption...); the checklist
+    and the filing guide follow, as they follow a change of the client's situation.
+
+    Returns what changed in the checklist. Cases opened by the recurring generator carry the
+    questions' defaults, so this is how such a case gets the right route.
+    """
+    _check_version(case, expected_version)
+    if not case.active:
+        raise CaseError(_("Ce dossier n'est plus en cours : rouvrez-le pour changer les réponses."))
+    clean = _clean_answers(procedure_of(case), raw)
+    before = dict(case.answers or {})
+    if clean == before:
+        return []
+    case.answers = clean
+    changes = refresh_case(case, case.client, actor, today=today)
+    _touch(case)
+    # Question codes only: the answers themselves may say something about the person.
+    changed = sorted(code for code in clean if clean[code] != before.get(code))
+    audit.record(case.org_id, actor, "case.answers", case.ref, questions=changed)
     return changes
 
 

@@ -27,7 +27,14 @@ from portal.accounts.forms import ActionForm
 from portal.accounts.models import Organisation, Role, User
 from portal.accounts.views import require
 from portal.cases import feeds
-from portal.cases.forms import AssignForm, OpenCaseForm, ReviewForm, StatusForm, ValueForm
+from portal.cases.forms import (
+    AnswersForm,
+    AssignForm,
+    OpenCaseForm,
+    ReviewForm,
+    StatusForm,
+    ValueForm,
+)
 from portal.cases.models import CalendarFeed, Case, CaseStatus, ItemStatus
 from portal.cases.operations import (
     ITEM_STATUS_LABELS,
@@ -38,6 +45,8 @@ from portal.cases.operations import (
     StaleCase,
     assign,
     available_procedures,
+    case_situation,
+    change_answers,
     change_status,
     default_period,
     missing_required,
@@ -278,12 +287,14 @@ def case(case_id: int) -> str:
         case=case,
         client=case.client,
         procedure=procedure_of(case),
+        steps=procedure_of(case).steps_for(case_situation(case, today())),
         period=parse_period(case.period_label),
         rows=_item_rows(case),
         missing=missing_required(case),
         today=today(),
         statuses=STATUS_LABELS,
         assign_form=assign_form,
+        answers_form=AnswersForm(version=case.version),
         status_form=status_form,
         value_form=ValueForm(version=case.version),
         review_form=ReviewForm(version=case.version),
@@ -367,6 +378,25 @@ def case_assign(case_id: int) -> Response:
     except CaseError as exc:
         return _refused(case, exc)
     return _save(case, _("Agent référent mis à jour."))
+
+
+@bp.post("/dossiers/<int:case_id>/reponses")
+@login_required
+def case_answers(case_id: int) -> Response:
+    case = get_or_404(Case, case_id)
+    require(Role.agent)
+    form = AnswersForm()
+    if not form.validate_on_submit():
+        return _invalid_form(case)
+    procedure = procedure_of(case)
+    raw = {q.code: request.form.get(f"q_{q.code}", "") for q in procedure.questions}
+    try:
+        change_answers(
+            case, raw, current_user.ref, today=today(), expected_version=int(form.version.data)
+        )
+    except CaseError as exc:
+        return _refused(case, exc)
+    return _save(case, _("Réponses enregistrées : la liste et le guide suivent."))
 
 
 @bp.post("/dossiers/<int:case_id>/elements/<int:item_id>/valeur")

@@ -67,6 +67,9 @@ RECURRENCES: Mapping[str, frozenset[str]] = {
     "on_demand": frozenset({"day", "year"}),
 }
 WEEKENDS = ("next_business_day", "none", "unknown")
+# Which years of a yearly procedure a micro-enterprise owes, from the year its activity started
+# (the CFE is not paid the creation year; its initial declaration is due only that year).
+ACTIVITY_YEARS = ("start_year_only", "after_start_year")
 HOLIDAY_ZONES = ("metropole", "departement")
 VALUE_TYPES = ("amount", "integer", "text", "date", "choice", "boolean")
 FILLED_BY = ("client", "staff")
@@ -149,6 +152,9 @@ class Question:
     code: str
     label: str
     choices: Mapping[str, str]
+    # The answer a case opened without one gets (the recurring generator asks nobody);
+    # None: the question must be answered when the case is opened.
+    default: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,6 +170,12 @@ class ValueSpec(Tagged):
     condition: Condition | None
     help: str
     zero: str | None
+    # For an optional value: when to leave the box empty ("Ne rien taper si…"), shown instead
+    # of "À compléter" while nothing was given.
+    if_empty: str | None = None
+    # A value about one month before the case's (monthly) period, e.g. -4 for the CAF's first
+    # declared month: the checklist line names that month in words ("décembre 2026").
+    month_offset: int | None = None
 
     kind = "value"
 
@@ -187,6 +199,8 @@ class Step(Tagged):
     screen: str
     text: str
     check: str | None = None
+    # The filing guide differs by situation (on paper or online, first declaration...).
+    condition: Condition | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -234,6 +248,35 @@ class Procedure:
     upload_limit_mb: int | None = None
     sources: tuple[str, ...] = ()
     first_declaration: FirstDeclaration | None = None
+    activity_years: str | None = None
+
+    def owes_year(self, year: int, situation: Mapping[str, Any]) -> bool:
+        """Whether the client owes this year's case, given when his activity started.
+
+        ``start_year_only``: the creation year alone (unknown start: no year);
+        ``after_start_year``: every year after it (unknown start: every year). Without
+        ``activity_years`` every year is owed.
+        """
+        if self.activity_years is None:
+            return True
+        started = _activity_start(situation)
+        if started is None:
+            return self.activity_years == "after_start_year"
+        if self.activity_years == "start_year_only":
+            return year == started.year
+        return year > started.year
+
+    def last_owed_year(self, situation: Mapping[str, Any]) -> int | None:
+        """The last year a case can be owed (None: no end).
+
+        A walk over the periods a client owes (recurring generation, the case after a filing)
+        stops after it: ``start_year_only`` owes the creation year alone, and nothing at all
+        without a start date.
+        """
+        if self.activity_years != "start_year_only":
+            return None
+        started = _activity_start(situation)
+        return started.year if started is not None else 0
 
     def applies(self, situation: Mapping[str, Any]) -> bool:
         """Whether the procedure concerns a client in this situation."""
@@ -244,17 +287,41 @@ class Procedure:
 
         ``situation`` may carry the case's answers under ``"answers"``.
         """
+        situation = self.with_default_answers(situation)
         items: list[ValueSpec | DocumentSpec] = [
             d for d in self.documents if evaluate(d.condition, situation)
         ]
         items.extend(v for v in self.values if evaluate(v.condition, situation))
         return items
 
+    def steps_for(self, situation: Mapping[str, Any]) -> tuple[Step, ...]:
+        """The filing guide for this situation (and the case's answers), file order."""
+        situation = self.with_default_answers(situation)
+        return tuple(s for s in self.steps if evaluate(s.condition, situation))
+
+    def with_default_answers(self, situation: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The situation with each unanswered question's default (a case nobody answered)."""
+        nested = situation.get("answers")
+        nested = nested if isinstance(nested, Mapping) else {}
+        defaults = {
+            f"{ANSWERS_PREFIX}{q.code}": q.default
+            for q in self.questions
+            if q.default is not None
+            and situation.get(f"{ANSWERS_PREFIX}{q.code}") is None
+            and nested.get(q.code) is None
+        }
+        return {**situation, **defaults} if defaults else situation
+
     def question(self, code: str) -> Question:
         for question in self.questions:
             if question.code == code:
                 return question
         raise KeyError(code)
+
+
+def _activity_start(situation: Mapping[str, Any]) -> dt.date | None:
+    started = situation.get("activity_started_on")
+    return dt.date.fromisoformat(started) if isinstance(started, str) else started
 
 
 class Catalog:
@@ -437,6 +504,7 @@ _PROCEDURE_OPTIONAL = (
     "tables",
     "upload_limit_mb",
     "first_declaration",
+    "activity_years",
 )
 
 
@@ -445,16 +513,21 @@ def _read_questions(r: _Reader, raw: Any) -> tuple[Question, ...]:
     seen: set[str] = set()
     for index, item in enumerate(r.list(raw, "questions")):
         path = f"questions[{index}]"
-        m = r.mapping(item, path, ("code", "label", "choices"))
+        m = r.mapping(item, path, ("code", "label", "choices"), ("default",))
         code = r.code(m["code"], f"{path}.code")
         if code in seen:
             raise r.error(f"{path}.code", f"duplicate question code {code!r}")
         seen.add(code)
+        choices = r.string_map(m["choices"], f"{path}.choices")
+        default = m.get("default")
+        if default is not None:
+            default = r.choice(default, f"{path}.default", choices)
         questions.append(
             Question(
                 code=code,
                 label=r.required_text(m["label"], f"{path}.label"),
-                choices=r.string_map(m["choices"], f"{path}.choices"),
+                choices=choices,
+                default=default,
             )
         )
     return tuple(questions)
@@ -512,7 +585,7 @@ def _read_values(
             item,
             path,
             ("code", "label", "where", "type", "filled_by", "help", "tag"),
-            ("box", "validation", "required", "condition", "zero"),
+            ("box", "validation", "required", "condition", "zero", "if_empty", "month_offset"),
         )
         code = r.code(m["code"], f"{path}.code")
         if code in codes:
@@ -532,9 +605,21 @@ def _read_values(
                 condition=r.condition(m.get("condition"), f"{path}.condition", questions),
                 help=r.required_text(m["help"], f"{path}.help"),
                 zero=r.text(m.get("zero"), f"{path}.zero", nullable=True),
+                if_empty=r.text(m.get("if_empty"), f"{path}.if_empty", nullable=True),
+                month_offset=r.integer(
+                    m.get("month_offset"),
+                    f"{path}.month_offset",
+                    nullable=True,
+                    minimum=-24,
+                    maximum=24,
+                ),
                 tag=r.tag(m["tag"], f"{path}.tag"),
             )
         )
+        if values[-1].if_empty is not None and values[-1].required:
+            raise r.error(
+                f"{path}.if_empty", "only an optional value (required: false) may be empty"
+            )
     return tuple(values)
 
 
@@ -571,20 +656,21 @@ def _read_documents(
     return tuple(documents)
 
 
-def _read_steps(r: _Reader, raw: Any) -> tuple[Step, ...]:
+def _read_steps(r: _Reader, raw: Any, questions: Mapping[str, frozenset[str]]) -> tuple[Step, ...]:
     steps = []
     raw_steps = r.list(raw, "steps", nullable=False)
     if not raw_steps:
         raise r.error("steps", "empty list (a procedure needs a filing guide)")
     for index, item in enumerate(raw_steps):
         path = f"steps[{index}]"
-        m = r.mapping(item, path, ("title", "screen", "text", "tag"), ("check",))
+        m = r.mapping(item, path, ("title", "screen", "text", "tag"), ("check", "condition"))
         steps.append(
             Step(
                 title=r.required_text(m["title"], f"{path}.title"),
                 screen=r.required_text(m["screen"], f"{path}.screen"),
                 text=r.required_text(m["text"], f"{path}.text"),
                 check=r.text(m.get("check"), f"{path}.check", nullable=True),
+                condition=r.condition(m.get("condition"), f"{path}.condition", questions),
                 tag=r.tag(m["tag"], f"{path}.tag"),
             )
         )
@@ -666,9 +752,9 @@ def _read_deadline(r: _Reader, raw: Any, period: str, tables: Mapping[str, Table
             f"(allowed: {', '.join(sorted(spec.periods))})",
         )
     params_raw = m.get("params") or {}
-    param_names = ("table",) if rule == "zone_table" else tuple(spec.params)
+    param_names = ("table", "paper_column") if rule == "zone_table" else tuple(spec.params)
     required = (
-        param_names
+        ("table",)
         if rule == "zone_table"
         else tuple(name for name, (needed, _, _) in spec.params.items() if needed)
     )
@@ -676,16 +762,25 @@ def _read_deadline(r: _Reader, raw: Any, period: str, tables: Mapping[str, Table
     params: dict[str, Any] = {}
     for name, value in params_map.items():
         path = f"deadline.params.{name}"
+        if name == "paper_column":
+            # The column of paper filers' deadline (one date for every zone), read by
+            # deadlines.py when the client's situation says paper_filer.
+            params[name] = r.required_text(value, path)
+            continue
         if name == "table":
             table_name = r.required_text(value, path)
             table = tables.get(table_name)
             if table is None:
                 raise r.error(path, f"no table {table_name!r} in tables")
-            for column in ZONE_COLUMNS:
+            date_columns = list(ZONE_COLUMNS)
+            paper = params_map.get("paper_column")
+            if paper is not None:
+                date_columns.append(paper)
+            for column in date_columns:
                 if column not in table.columns:
                     raise r.error(path, f"table {table_name!r} has no column {column!r}")
             for index, row in enumerate(table.rows):
-                for column in ZONE_COLUMNS:
+                for column in date_columns:
                     cell = row[column]
                     if cell is not None and not isinstance(cell, dt.date):
                         raise r.error(
@@ -783,6 +878,14 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
     if not sources:
         raise r.error("sources", "empty list (every procedure names its sources)")
     deadline = _read_deadline(r, m["deadline"], period, tables)
+    for index, value in enumerate(values):
+        if value.month_offset is not None and period != "month":
+            raise r.error(f"values[{index}].month_offset", "only for monthly periods")
+    activity_years = m.get("activity_years")
+    if activity_years is not None:
+        activity_years = r.choice(activity_years, "activity_years", ACTIVITY_YEARS)
+        if period != "year":
+            raise r.error("activity_years", f"only for yearly procedures (period is {period!r})")
     portal_url = r.required_text(m["portal_url"], "portal_url")
     if not portal_url.startswith("https://"):
         raise r.error("portal_url", f"{portal_url!r} is not an https:// address")
@@ -802,7 +905,7 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
         questions=questions,
         values=values,
         documents=documents,
-        steps=_read_steps(r, m["steps"]),
+        steps=_read_steps(r, m["steps"], choices),
         penalties=_read_penalties(r, m.get("penalties")),
         tables=tables,
         upload_limit_mb=r.integer(
@@ -810,6 +913,7 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
         ),
         sources=sources,
         first_declaration=_read_first_declaration(r, m.get("first_declaration"), period, deadline),
+        activity_years=activity_years,
     )
 
 

@@ -1,7 +1,8 @@
 """Declarative conditions on a client's situation.
 
 Catalog files say *when* a value, a document or a whole procedure applies with small YAML
-mappings (``{field: activity, equals: bnc}``, ``all``, ``any``, ``not``). They are parsed once,
+mappings (``{field: kind, equals: micro_entrepreneur}``, ``{field: activities, contains: vente}``,
+``all``, ``any``, ``not``). They are parsed once,
 at load time, into a frozen tree so a typo in a field name or a value stops the catalog from
 loading instead of silently hiding a checklist item; they are never evaluated as Python.
 """
@@ -30,18 +31,23 @@ class CatalogError(Exception):
 class FieldSpec:
     """What a situation field holds, so conditions on it can be checked at load time."""
 
-    kind: type  # str, bool, int or datetime.date
+    kind: type  # str, bool, int or datetime.date (of each element when ``many``)
     choices: frozenset[Any] | None = None
     pattern: str | None = None
+    many: bool = False  # a collection of values: tested with ``contains``, never ``equals``
 
 
 _DEPARTEMENT = (
     r"(0[1-9]|1[0-9]|2[1-9]|[3-8][0-9]|9[0-5]|2A|2B|97[1-6])"  # no "20": Corsica is 2A/2B
 )
 
+_ACTIVITIES = frozenset({"vente", "services_bic", "bnc", "bnc_cipav"})
+
 SITUATION_FIELDS: Mapping[str, FieldSpec] = {
     "kind": FieldSpec(str, frozenset({"person", "micro_entrepreneur"})),
-    "activity": FieldSpec(str, frozenset({"vente", "services_bic", "bnc", "bnc_cipav"})),
+    # Every activity category of the client; "activity" is the first (kept for old files).
+    "activities": FieldSpec(str, _ACTIVITIES, many=True),
+    "activity": FieldSpec(str, _ACTIVITIES),
     "periodicity": FieldSpec(str, frozenset({"monthly", "quarterly"})),
     "versement_liberatoire": FieldSpec(bool),
     "household_size": FieldSpec(int),
@@ -53,9 +59,10 @@ SITUATION_FIELDS: Mapping[str, FieldSpec] = {
     "jobseeker": FieldSpec(bool),
     "activity_started_on": FieldSpec(dt.date),
     "is_minor": FieldSpec(bool),
+    "paper_filer": FieldSpec(bool),
 }
 
-_COMPARISONS = ("equals", "in", "gte", "lte")
+_COMPARISONS = ("equals", "in", "gte", "lte", "contains")
 _OPERATORS = (*_COMPARISONS, "is_set")
 _COMBINATORS = ("all", "any", "not")
 
@@ -65,7 +72,10 @@ _COMBINATORS = ("all", "any", "not")
 
 @dataclass(frozen=True)
 class Compare:
-    """``field <op> value`` with op in equals, in, gte, lte (``in`` holds a tuple)."""
+    """``field <op> value`` with op in equals, in, gte, lte, contains (``in`` holds a tuple).
+
+    ``contains`` tests a collection field (``activities``) for one value.
+    """
 
     field: str
     op: str
@@ -74,7 +84,7 @@ class Compare:
 
 @dataclass(frozen=True)
 class IsSet:
-    """True when the field is neither None nor False (or the reverse when ``expected`` is False)."""
+    """True when the field is neither None, False nor empty (reversed if ``expected`` is False)."""
 
     field: str
     expected: bool
@@ -127,7 +137,8 @@ def evaluate(condition: Condition | None, situation: Mapping[str, Any]) -> bool:
             return not evaluate(item, situation)
         case IsSet(field, expected):
             value = _lookup(situation, field)
-            return (value is not None and value is not False) == expected
+            empty = isinstance(value, tuple | list | frozenset | set) and not value
+            return (value is not None and value is not False and not empty) == expected
         case Compare(field, op, expected):
             value = _lookup(situation, field)
             if value is None:
@@ -136,6 +147,8 @@ def evaluate(condition: Condition | None, situation: Mapping[str, Any]) -> bool:
                 return bool(value == expected)
             if op == "in":
                 return value in expected
+            if op == "contains":
+                return isinstance(value, tuple | list | frozenset | set) and expected in value
             try:
                 return bool(value >= expected) if op == "gte" else bool(value <= expected)
             except TypeError:
@@ -274,6 +287,14 @@ def parse(
         if not isinstance(value, bool):
             raise CatalogError(path, f"wrong type: expected true or false, got {value!r}")
         return IsSet(field, value)
+    if spec.many and op != "contains":
+        raise CatalogError(
+            path, f"{field} holds several values: test it with contains (or is_set), not {op}"
+        )
+    if op == "contains" and not spec.many:
+        raise CatalogError(
+            path, f"contains needs a field holding several values; {field} holds one"
+        )
     if op == "in":
         if not isinstance(value, list):
             raise CatalogError(path, f"wrong type: expected a list, got {type_name(value)}")

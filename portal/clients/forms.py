@@ -11,6 +11,7 @@ from wtforms import (
     IntegerField,
     SearchField,
     SelectField,
+    SelectMultipleField,
     StringField,
     SubmitField,
     TextAreaField,
@@ -25,9 +26,10 @@ from wtforms.validators import (
     Optional,
     ValidationError,
 )
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.clients.models import Activity, Client, ClientKind, Periodicity
-from portal.clients.operations import LENGTHS, MAX_HOUSEHOLD, ClientData
+from portal.clients.operations import FIELDS, LENGTHS, MAX_HOUSEHOLD, ClientData
 from portal.clients.places import PostcodeError, departement_from_postcode
 
 KIND_LABELS = {
@@ -68,6 +70,13 @@ def _known_postcode(_form: FlaskForm, field: StringField) -> None:
         departement_from_postcode(field.data or "")
     except PostcodeError as exc:
         raise ValidationError(str(exc.message)) from None
+
+
+class CheckboxesField(SelectMultipleField):
+    """Several choices as a list of check boxes (a <select multiple> is hard on a phone)."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
 
 
 class ClientForm(FlaskForm):
@@ -111,10 +120,13 @@ class ClientForm(FlaskForm):
     kind = SelectField(
         _l("Type d’usager"), choices=_choices(KIND_LABELS), default=ClientKind.person.value
     )
-    activity = SelectField(
-        _l("Activité"),
-        choices=[_NONE, *_choices(ACTIVITY_LABELS)],
-        description=_l("Micro-entrepreneurs uniquement."),
+    activities = CheckboxesField(
+        _l("Activités"),
+        choices=_choices(ACTIVITY_LABELS),
+        description=_l(
+            "Micro-entrepreneurs uniquement. Cochez chaque catégorie déclarée à l’URSSAF "
+            "(par exemple vente et prestations de services)."
+        ),
     )
     periodicity = SelectField(
         _l("Périodicité des déclarations URSSAF"),
@@ -146,6 +158,13 @@ class ClientForm(FlaskForm):
         _l("Fin des droits à la Complémentaire santé solidaire"), validators=[Optional()]
     )
     jobseeker = BooleanField(_l("Inscrit à France Travail"))
+    paper_filer = BooleanField(
+        _l("Déclare ses revenus sur papier"),
+        description=_l(
+            "Pas d’internet à domicile, ou pas en mesure de déclarer en ligne : la date limite "
+            "du papier, plus tôt, s’applique."
+        ),
+    )
     no_email = BooleanField(_l("Ne souhaite pas recevoir de rappels par e-mail"))
     # One switch per reminder the client may refuse (Client.reminders_off holds the kinds).
     no_reminder_before = BooleanField(_l("Pas de rappel avant la date limite d’une démarche"))
@@ -162,11 +181,13 @@ class ClientForm(FlaskForm):
     def fill(self, client: Client) -> None:
         """Prefill from a client (GET of the edit page)."""
         data = ClientData.of(client)
-        for name in ClientData.__dataclass_fields__:
+        for name in FIELDS:
             value = getattr(data, name)
             value = getattr(value, "value", value)
-            if name in ("activity", "periodicity", "caf_dtr_cycle", "assigned_user_id"):
+            if name in ("periodicity", "caf_dtr_cycle", "assigned_user_id"):
                 value = "" if value is None else str(value)
+            elif name == "activities":
+                value = [str(getattr(item, "value", item)) for item in value]
             getattr(self, name).data = value
         off = client.reminders_off or []
         self.no_reminder_before.data = REMINDER_SWITCHES["no_reminder_before"] in off
@@ -190,7 +211,7 @@ class ClientForm(FlaskForm):
             address=self.address.data,
             postcode=self.postcode.data,
             kind=ClientKind(self.kind.data),
-            activity=Activity(self.activity.data) if self.activity.data else None,
+            activities=tuple(Activity(code) for code in self.activities.data or ()),
             periodicity=Periodicity(self.periodicity.data) if self.periodicity.data else None,
             versement_liberatoire=bool(self.versement_liberatoire.data),
             activity_started_on=self.activity_started_on.data,
@@ -200,6 +221,7 @@ class ClientForm(FlaskForm):
             caf_dtr_cycle=optional_int(self.caf_dtr_cycle.data),
             c2s_rights_end_on=self.c2s_rights_end_on.data,
             jobseeker=bool(self.jobseeker.data),
+            paper_filer=bool(self.paper_filer.data),
             no_email=bool(self.no_email.data),
             assigned_user_id=optional_int(self.assigned_user_id.data),
         )

@@ -22,7 +22,7 @@ from sqlalchemy import Select, select
 
 from portal import csvfiles
 from portal.accounts.models import Organisation, User
-from portal.clients.models import Activity, Client, ClientKind, Periodicity
+from portal.clients.models import Activity, Client, ClientKind, Periodicity, activity_codes
 from portal.clients.operations import ClientData, ClientError, add_clients, clean
 from portal.clients.queries import client_references, fold
 from portal.db import db
@@ -170,17 +170,36 @@ ACTIVITY_EXPORT = {
 }
 
 
-def _activity(value: str) -> Activity | None:
-    return _lookup(
-        value,
-        _ACTIVITIES,
-        None,
-        _l(
-            "Activité « %(value)s » inconnue : « vente », « services BIC », « BNC » "
-            "ou « BNC CIPAV ».",
-            value=value,
-        ),
-    )
+# Several categories share one cell: "vente + services BIC" (the export's spelling), or
+# separated by a comma, a slash or "et".
+_ACTIVITY_SEPARATORS = re.compile(r"\s*(?:\+|,|/|;|\bet\b)\s*", re.IGNORECASE)
+ACTIVITY_EXPORT_SEPARATOR = " + "
+
+
+def _activities(value: str) -> tuple[Activity, ...]:
+    found = []
+    for part in _ACTIVITY_SEPARATORS.split(value):
+        if not part.strip():
+            continue
+        found.append(
+            _lookup(
+                part,
+                _ACTIVITIES,
+                None,
+                _l(
+                    "Activité « %(value)s » inconnue : « vente », « services BIC », « BNC » "
+                    "ou « BNC CIPAV », plusieurs séparées par « + ».",
+                    value=part.strip(),
+                ),
+            )
+        )
+    return tuple(Activity(code) for code in activity_codes(found))
+
+
+def export_activities(client: Client) -> str | None:
+    """The activity cell of an export: every category, in the import's spelling."""
+    names = [ACTIVITY_EXPORT[activity] for activity in client.activity_list]
+    return ACTIVITY_EXPORT_SEPARATOR.join(names) or None
 
 
 _PERIODICITIES = {
@@ -273,7 +292,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("adresse", "address", _text),
     Column("code_postal", "postcode", _postcode, ("cp",)),
     Column("type", "kind", _kind),
-    Column("activite", "activity", _activity),
+    Column("activite", "activities", _activities, ("activites",)),
     Column("periodicite", "periodicity", _periodicity),
     Column("versement_liberatoire", "versement_liberatoire", _yes_no),
     Column("debut_activite", "activity_started_on", _date, ("date_debut_activite",)),
@@ -283,6 +302,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("mois_declaration_caf", "caf_dtr_cycle", _caf_cycle, ("mois_caf",)),
     Column("fin_droits_c2s", "c2s_rights_end_on", _date, ("c2s",)),
     Column("demandeur_emploi", "jobseeker", _yes_no),
+    Column("declare_sur_papier", "paper_filer", _yes_no, ("papier", "declaration_papier")),
     Column("refus_email", "no_email", _yes_no),
     # The referent by his login e-mail (ids mean nothing in a spreadsheet).
     Column("referent", "assigned_user_id", _text),
@@ -551,7 +571,7 @@ def export_row(client: Client, emails: dict[int, str]) -> list[str]:
         "kind": "micro-entrepreneur"
         if client.kind == ClientKind.micro_entrepreneur
         else "particulier",
-        "activity": ACTIVITY_EXPORT.get(client.activity) if client.activity else None,
+        "activities": export_activities(client),
         "periodicity": PERIODICITY_EXPORT.get(client.periodicity) if client.periodicity else None,
         "caf_dtr_cycle": CAF_CYCLE_EXPORT.get(client.caf_dtr_cycle or 0),
         "assigned_user_id": emails.get(client.assigned_user_id or 0),

@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from portal.accounts.models import Organisation, User
 from portal.clients import consent
@@ -40,6 +40,16 @@ class Activity(enum.StrEnum):
     services_bic = "services_bic"
     bnc = "bnc"
     bnc_cipav = "bnc_cipav"
+
+
+def activity_codes(values: Any) -> list[str]:
+    """Activity categories as stored: known codes, each once, in the enum's order.
+
+    One order everywhere (forms, CSV, export, the first category kept as ``activity``) so the
+    same client always reads the same; an unknown code is refused, not dropped.
+    """
+    wanted = {Activity(value).value for value in values or ()}
+    return [activity.value for activity in Activity if activity.value in wanted]
 
 
 class Periodicity(enum.StrEnum):
@@ -84,7 +94,9 @@ class Client(TenantMixin, Base):
     kind: Mapped[ClientKind] = mapped_column(
         str_enum(ClientKind, "client_kind"), default=ClientKind.person
     )
-    activity: Mapped[Activity | None] = mapped_column(str_enum(Activity, "client_activity"))
+    # Every activity category the micro-entrepreneur declares (a list of Activity codes): one
+    # may sell goods and provide services, and URSSAF and the 2042-C-PRO ask a line for each.
+    activities: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     periodicity: Mapped[Periodicity | None] = mapped_column(
         str_enum(Periodicity, "client_periodicity")
     )
@@ -97,6 +109,9 @@ class Client(TenantMixin, Base):
     caf_dtr_cycle: Mapped[int | None] = mapped_column(SmallInteger)
     c2s_rights_end_on: Mapped[date | None]
     jobseeker: Mapped[bool] = mapped_column(default=False)
+    # Files his income-tax return on paper (no internet at home, or unable to use it): the
+    # earlier paper deadline, the paper filing guide and its reminders apply.
+    paper_filer: Mapped[bool] = mapped_column(default=False)
     # The client refused reminder e-mails.
     no_email: Mapped[bool] = mapped_column(default=False)
     # Reminder kinds the client refused one by one ("client_before", "client_overdue").
@@ -121,6 +136,23 @@ class Client(TenantMixin, Base):
         primaryjoin="and_(Client.assigned_user_id == User.id, Client.org_id == User.org_id)",
         viewonly=True,
     )
+
+    @validates("activities")
+    def _check_activities(self, _key: str, values: Any) -> list[str]:
+        return activity_codes(values)
+
+    @property
+    def activity(self) -> Activity | None:
+        """The first activity category (the one of clients with a single activity)."""
+        return Activity(self.activities[0]) if self.activities else None
+
+    @activity.setter
+    def activity(self, value: Activity | str | None) -> None:
+        self.activities = [] if value is None else [value]
+
+    @property
+    def activity_list(self) -> tuple[Activity, ...]:
+        return tuple(Activity(code) for code in self.activities or ())
 
     @property
     def ref(self) -> str:
@@ -160,7 +192,9 @@ class Client(TenantMixin, Base):
         age = self.age_on(today or date.today())
         return {
             "kind": self.kind.value if self.kind else None,
-            "activity": self.activity.value if self.activity else None,
+            "activities": tuple(self.activities or ()),
+            "activity": self.activities[0] if self.activities else None,
+            "paper_filer": bool(self.paper_filer),
             "periodicity": self.periodicity.value if self.periodicity else None,
             "versement_liberatoire": bool(self.versement_liberatoire),
             "household_size": self.household_size or 1,

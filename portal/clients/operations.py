@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from datetime import date
 
 from email_validator import EmailNotValidError, validate_email
@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from portal import audit
 from portal.accounts.models import Organisation, User
 from portal.clients import consent
-from portal.clients.models import Activity, Client, ClientKind, Periodicity
+from portal.clients.models import Activity, Client, ClientKind, Periodicity, activity_codes
 from portal.clients.places import PostcodeError, departement_from_postcode, normalise_postcode
 from portal.db import db, utcnow
 
@@ -71,7 +71,9 @@ class ClientData:
     address: str | None = None
     postcode: str | None = None
     kind: ClientKind = ClientKind.person
-    activity: Activity | None = None
+    activities: tuple[Activity, ...] = ()
+    # One category, as callers wrote before clients held several: joins `activities`.
+    activity: InitVar[Activity | None] = None
     periodicity: Periodicity | None = None
     versement_liberatoire: bool = False
     activity_started_on: date | None = None
@@ -81,13 +83,19 @@ class ClientData:
     caf_dtr_cycle: int | None = None
     c2s_rights_end_on: date | None = None
     jobseeker: bool = False
+    paper_filer: bool = False
     no_email: bool = False
     assigned_user_id: int | None = None
+
+    def __post_init__(self, activity: Activity | None) -> None:
+        if activity is not None and activity not in self.activities:
+            object.__setattr__(self, "activities", (*self.activities, activity))
 
     @classmethod
     def of(cls, client: Client) -> ClientData:
         """The data a client holds now (to prefill a form, or to change one field)."""
-        return cls(**{f.name: getattr(client, f.name) for f in dataclasses.fields(cls)})
+        values = {f.name: getattr(client, f.name) for f in dataclasses.fields(cls)}
+        return cls(**{**values, "activities": client.activity_list})
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(ClientData))
@@ -154,17 +162,18 @@ def clean(data: ClientData, today: date | None = None) -> tuple[ClientData, list
         problem("birth_on", _l("Cette date de naissance n’est pas possible."))
 
     kind = data.kind
-    activity, periodicity, started = data.activity, data.periodicity, data.activity_started_on
+    activities = tuple(Activity(code) for code in activity_codes(data.activities))
+    periodicity, started = data.periodicity, data.activity_started_on
     if kind == ClientKind.micro_entrepreneur:
-        if activity is None:
-            problem("activity", _l("Indiquez l’activité du micro-entrepreneur."))
+        if not activities:
+            problem("activities", _l("Indiquez au moins une activité du micro-entrepreneur."))
         if periodicity is None:
             problem("periodicity", _l("Indiquez la périodicité des déclarations URSSAF."))
         if started is not None and started > today:
             problem("activity_started_on", _l("Cette date est dans le futur."))
     else:
         # A person has no micro-enterprise: stale answers from an earlier kind are dropped.
-        activity = periodicity = started = None
+        activities, periodicity, started = (), None, None
         if data.versement_liberatoire:
             problem(
                 "versement_liberatoire",
@@ -185,7 +194,7 @@ def clean(data: ClientData, today: date | None = None) -> tuple[ClientData, list
         **{**texts, "email": email},
         address=address,
         postcode=postcode,
-        activity=activity,
+        activities=activities,
         periodicity=periodicity,
         activity_started_on=started,
         versement_liberatoire=bool(data.versement_liberatoire) and kind != ClientKind.person,
@@ -231,8 +240,16 @@ def _check(org_id: int, data: ClientData, client: Client | None) -> ClientData:
     return cleaned
 
 
+def _comparable(name: str, value: object) -> object:
+    return activity_codes(value) if name == "activities" else value
+
+
 def _apply(client: Client, data: ClientData) -> set[str]:
-    changed = {name for name in FIELDS if getattr(client, name) != getattr(data, name)}
+    changed = {
+        name
+        for name in FIELDS
+        if _comparable(name, getattr(client, name)) != _comparable(name, getattr(data, name))
+    }
     for name in FIELDS:
         setattr(client, name, getattr(data, name))
     client.departement = departement_from_postcode(data.postcode) if data.postcode else None

@@ -407,8 +407,8 @@ def _line(
             else:
                 line.reason = item.reason
         return line
-    line = Line(item, spec.label, spec.help, VALUE_STATES[item.status])
-    line.zero = spec.zero
+    line = Line(item, item.label, spec.help, VALUE_STATES[item.status])  # names the month
+    line.zero = spec.zero or spec.if_empty  # what to type at zero, or when to type nothing
     line.spec_type = spec.type
     line.choices = {str(k): str(v) for k, v in (spec.validation or {}).get("choices", {}).items()}
     if item.value:

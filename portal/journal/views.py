@@ -70,6 +70,7 @@ ACTION_LABELS: dict[str, Any] = {
     "case.assigned": _l("Dossier attribué"),
     "case.due_date": _l("Date limite changée"),
     "case.refreshed": _l("Dossier mis à jour"),
+    "case.answers": _l("Réponses du dossier changées"),
     "case.filing_recorded": _l("Dépôt enregistré"),
     "case.documents_purged": _l("Documents effacés (conservation)"),
     "item.status": _l("Élément de la liste changé"),

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from portal.accounts.models import Organisation
 from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
-from portal.cases.operations import procedure_of, specs_of
+from portal.cases.operations import case_situation, procedure_of, specs_of
 from portal.cases.periods import period_words
 from portal.checklists.catalog import Procedure, ValueSpec
 from portal.checklists.values import display_value
@@ -50,6 +50,8 @@ class ValueRow:
     zero_hint: str | None  # the catalog's advice, only when the value is zero
     to_confirm: bool
     waived_reason: str | None = None
+    # An optional box left empty: when to type nothing ("Ne rien taper si…"), not "À compléter".
+    blank_hint: str | None = None
 
     @property
     def empty(self) -> bool:
@@ -205,6 +207,7 @@ def _screens(case: Case, items: list[ChecklistItem]) -> tuple[Screen, ...]:
                 zero_hint=spec.zero if _is_zero(stored, spec) else None,
                 to_confirm=spec.to_confirm,
                 waived_reason=waived,
+                blank_hint=spec.if_empty if not stored and not item.required else None,
             )
             where = spec.where
         else:  # the line outlived its catalog entry: show it as typed
@@ -214,10 +217,11 @@ def _screens(case: Case, items: list[ChecklistItem]) -> tuple[Screen, ...]:
     return tuple(Screen(where, tuple(rows)) for where, rows in grouped.items())
 
 
-def _steps(procedure: Procedure) -> tuple[StepRow, ...]:
+def _steps(procedure: Procedure, case: Case, today: date) -> tuple[StepRow, ...]:
+    """The filing guide of this case's situation (paper or online, first declaration...)."""
     return tuple(
         StepRow(n, s.title, s.screen, s.text, s.check, s.to_confirm)
-        for n, s in enumerate(procedure.steps, start=1)
+        for n, s in enumerate(procedure.steps_for(case_situation(case, today)), start=1)
     )
 
 
@@ -290,7 +294,7 @@ def gather(case: Case, *, today: date, missing: list[str] | None = None) -> Pack
         days_left=case.days_left(today) if case.due_status == "known" else None,
         today=today,
         screens=_screens(case, items),
-        steps=_steps(procedure),
+        steps=_steps(procedure, case, today),
         checklist=checklist,
         items=groups,
         missing=tuple(missing or ()),

@@ -276,6 +276,8 @@ def _client_message(row: Reminder, org: Organisation, now: datetime) -> Message:
         "link": fresh_link_url(client, case, now),
         "org": org,
         "contact": links.contact_line(org),
+        # Paper filers' date is the day the envelope is posted, not an online deadline.
+        "paper": bool(client.paper_filer and procedure.deadline.params.get("paper_column")),
     }
     name = row.kind.value
     if row.kind == ReminderKind.client_before:
