@@ -760,6 +760,7 @@ def test_client_opens_what_he_sent_and_it_is_journaled(public, org, agent, case)
     response = public.get(f"/depot/documents/{doc.id}/voir")
     assert response.status_code == 200 and response.data == photo  # the original until ready
     assert "sandbox" in response.headers["Content-Security-Policy"]
+    assert response.headers["Content-Disposition"].startswith("attachment;")  # never inline
     normalise_document(doc.id)
     response = public.get(f"/depot/documents/{doc.id}/voir")
     assert response.mimetype == "application/pdf" and response.data.startswith(b"%PDF-")
