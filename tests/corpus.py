@@ -60,6 +60,20 @@ SAMPLES: tuple[Sample, ...] = (
         "open action and named scripts, page /AA, embedded .exe, Launch, URI and script "
         "links, outline with a script: accepted, neutralised by normalisation",
     ),
+    _good(
+        "smuggled_resources.pdf",
+        "pdf",
+        1,
+        "embedded .exe, Launch, script, URI, RichMedia, GoToR, SubmitForm and ImportData "
+        "under non-standard /Resources keys and unused resource names: accepted, pruned",
+    ),
+    _good(
+        "smuggled_used.pdf",
+        "pdf",
+        1,
+        "the same payloads hanging off the font, form XObject and graphics state the page "
+        "draws with: accepted, swept by normalisation",
+    ),
     _good("owner_password.pdf", "pdf", 1, "owner password only (RC4): opens without one"),
     _bad("empty.pdf", "empty", "zero bytes"),
     _bad("page_html.pdf", "unknown_type", "HTML page with a script, named .pdf"),

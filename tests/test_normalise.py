@@ -224,6 +224,90 @@ def test_the_hostile_pdf_is_neutralised_but_still_readable(outputs: dict[str, No
     assert "Montant : 84,20 EUR" in page_text(result.pdf_path)
 
 
+# What a smuggled payload is made of: none may survive as a key or a name value anywhere.
+SMUGGLED = {
+    "/EmbeddedFile",
+    "/Filespec",
+    "/Launch",
+    "/JavaScript",
+    "/JS",
+    "/URI",
+    "/SubmitForm",
+    "/ImportData",
+    "/RichMedia",
+    "/GoToR",
+}
+
+
+def names_anywhere(pdf: pikepdf.Pdf) -> set[str]:
+    """Every name in the file, used as a key or as a value, and the text of every stream."""
+    found: set[str] = set()
+
+    def walk(obj: object) -> None:
+        if isinstance(obj, pikepdf.Name):
+            found.add(str(obj))
+        elif isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
+            for key in obj.keys():  # noqa: SIM118
+                found.add(key)
+                value = obj.get(key)
+                if not (isinstance(value, pikepdf.Object) and value.is_indirect):
+                    walk(value)
+        elif isinstance(obj, pikepdf.Array):
+            for item in obj:
+                if not (isinstance(item, pikepdf.Object) and item.is_indirect):
+                    walk(item)
+
+    for obj in pdf.objects:
+        walk(obj)
+    walk(pdf.trailer)
+    return found
+
+
+def stream_text(pdf: pikepdf.Pdf) -> bytes:
+    """Every stream of the file, decompressed, and every string: where a payload would be."""
+    return b"\n".join(
+        obj.read_bytes() if isinstance(obj, pikepdf.Stream) else obj.unparse()
+        for obj in pdf.objects
+        if isinstance(obj, pikepdf.Stream | pikepdf.Dictionary | pikepdf.Array)
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "tag", "text"),
+    [
+        ("smuggled_resources.pdf", b"res", ["Reference : SMUG-1"]),
+        ("smuggled_used.pdf", b"used", ["Bailleur : SCI Exemple", "Montant du : 512,00 EUR"]),
+    ],
+)
+def test_smuggled_objects_do_not_reach_the_clean_copy(
+    name: str, tag: bytes, text: list[str], outputs: dict[str, Normalised]
+):
+    with pikepdf.open(path(name)) as source:
+        assert names_anywhere(source) >= SMUGGLED  # the sample carries every kind
+        assert b"MZ smuggled payload " + tag in stream_text(source)
+    result = outputs[name]
+    with pikepdf.open(result.pdf_path) as pdf:
+        assert not names_anywhere(pdf) & SMUGGLED
+        everything = stream_text(pdf) + result.pdf_path.read_bytes()
+        for needle in (b"smuggled", b"calc-", b"charge-", b"example.invalid", b"autre-", b"app."):
+            assert needle not in everything
+        assert "/Pochette" not in names_anywhere(pdf)  # non-standard resource keys are gone
+    shown = page_text(result.pdf_path)
+    for line in text:
+        assert line in shown
+
+
+def test_a_copy_the_sweep_could_not_clean_is_refused(tmp_path: Path, monkeypatch):
+    # The second walk reads the written file: if anything the sweep should have emptied is
+    # still there (here: the sweep is switched off), the copy is refused and not kept.
+    from portal.documents import normalise as module
+
+    monkeypatch.setattr(module, "_sweep_smuggled", lambda pdf: None)
+    with pytest.raises(NormaliseError, match="pièces jointes ou des actions"):
+        normalise(path("smuggled_used.pdf"), "pdf", tmp_path)
+    assert not (tmp_path / "normalised.pdf").exists()
+
+
 def test_the_owner_password_is_dropped(outputs: dict[str, Normalised]):
     with pikepdf.open(path("owner_password.pdf")) as source:
         assert source.is_encrypted

@@ -8,6 +8,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import pikepdf
 import pytest
 from PIL import ImageFile
 
@@ -255,6 +256,25 @@ def test_check_file_prints_the_clients_reason_and_exits_1(app):
         f"{path('tiny.png')}: refused: Cette image est trop petite pour être lue. "
         "Reprenez la photo de plus près, en pleine lumière.",
     ]
+
+
+def test_check_file_writes_the_clean_pdf_of_each_accepted_file(app, tmp_path):
+    out = tmp_path / "propres"
+    names = ("smuggled_used.pdf", "photo_iphone.heic", "tiny.png")
+    result = _run(app, "--out", out, *(path(n) for n in names))
+    assert result.exit_code == 1  # tiny.png is refused
+    assert result.output.splitlines()[:2] == [
+        f"{path('smuggled_used.pdf')}: accepted (pdf, 1 page(s)) -> {out / 'smuggled_used.pdf'}",
+        f"{path('photo_iphone.heic')}: accepted (heic, 1 page(s)) -> {out / 'photo_iphone.pdf'}",
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["photo_iphone.pdf", "smuggled_used.pdf"]
+    clean = (out / "smuggled_used.pdf").read_bytes()
+    assert clean.startswith(b"%PDF-") and clean != path("smuggled_used.pdf").read_bytes()
+    with pikepdf.open(out / "smuggled_used.pdf") as pdf:
+        assert len(pdf.pages) == 1 and not pdf.attachments
+        assert b"smuggled" not in b"".join(
+            o.read_bytes() for o in pdf.objects if isinstance(o, pikepdf.Stream)
+        )
 
 
 def test_check_file_missing_file_is_a_usage_error(app, tmp_path):

@@ -5,6 +5,11 @@ administration: a paper equivalent. So it keeps what a printer would print and n
 that acts: no scripts, no automatic actions, no attachments, no live form fields, and no
 links either (see `_strip_active_content`). It runs in the worker, on files screening
 already accepted, so it may decode images fully.
+
+A PDF page is rebuilt from what rendering needs: the standard resource categories, holding
+only the names its content streams use (`_prune_resources`). Whatever hangs off those objects
+is then swept for attachments and actions (`SMUGGLED`), and the written file is walked once
+more: a copy that still carries one is refused rather than sent to an administration.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import img2pdf
 import pikepdf
 import pypdfium2 as pdfium
 from flask_babel import gettext as _
-from pikepdf import Dictionary, Name, Rectangle, Stream
+from pikepdf import Dictionary, Name, Object, Rectangle, Stream
 from PIL import Image, ImageOps
 
 import portal.documents.screening  # noqa: F401  (registers the HEIC opener)
@@ -44,6 +49,45 @@ ACTIVE_KEYS = (
     Name.AF,
     Name.URI,
 )
+
+
+# Names that mark an attachment or an action, as a key or as a value (/Type /Filespec,
+# /S /Launch...). Nothing a printer needs is named so; an object carrying one is emptied.
+SMUGGLED = frozenset(
+    Name(n)
+    for n in (
+        "/EmbeddedFile",
+        "/EmbeddedFiles",
+        "/EF",
+        "/Filespec",
+        "/FileAttachment",
+        "/Launch",
+        "/JavaScript",
+        "/JS",
+        "/URI",
+        "/SubmitForm",
+        "/ImportData",
+        "/RichMedia",
+        "/RichMediaContent",
+        "/GoToR",
+        "/GoToE",
+    )
+)
+
+# What a content stream can name (ISO 32000-1, 7.8.3): operator -> (resource category,
+# operand index). /ProcSet is obsolete and nothing else is read by a renderer.
+RESOURCE_OPERANDS: dict[str, tuple[str, int]] = {
+    "Tf": ("/Font", 0),
+    "Do": ("/XObject", 0),
+    "gs": ("/ExtGState", 0),
+    "cs": ("/ColorSpace", 0),
+    "CS": ("/ColorSpace", 0),
+    "sh": ("/Shading", 0),
+    "scn": ("/Pattern", -1),
+    "SCN": ("/Pattern", -1),
+    "BDC": ("/Properties", 1),
+    "DP": ("/Properties", 1),
+}
 
 
 class NormaliseError(Exception):
@@ -158,12 +202,26 @@ def _normalise_pdf(source: Path, target: Path) -> int:
         if Name.AcroForm in pdf.Root:
             pdf.generate_appearance_streams()
         pdf.flatten_annotations("all")
+        seen: set[tuple[int, int]] = set()
+        for page in pdf.pages:
+            page.obj.Resources = _inherited(page.obj, Name.Resources)
+            _prune_resources(page.obj, _page_contents(page.obj), seen)
         out = pikepdf.new()
         for page in pdf.pages:
             _copy_on_a4(out, page)
         _strip_active_content(out)
+        _sweep_smuggled(out)
         out.save(target, deterministic_id=True)
-        return len(out.pages)
+        pages = len(out.pages)
+    with pikepdf.open(target) as written:
+        if _smuggled_names(written):
+            raise NormaliseError(
+                _(
+                    "Le PDF contient des pièces jointes ou des actions qui n’ont pas pu être "
+                    "retirées : demandez une version imprimée puis scannée."
+                )
+            )
+    return pages
 
 
 def _copy_on_a4(out: pikepdf.Pdf, page: pikepdf.Page) -> None:
@@ -217,6 +275,180 @@ def _drop_active_keys(obj: object) -> None:
     for child in children:
         if isinstance(child, pikepdf.Object) and not child.is_indirect:
             _drop_active_keys(child)
+
+
+def _inherited(page: Dictionary, key: Name) -> Dictionary:
+    """A page attribute, looked up the page tree as readers do (resources may sit on /Pages)."""
+    node: object = page
+    for _depth in range(64):  # a cyclic /Parent chain must not loop for ever
+        if not isinstance(node, Dictionary):
+            break
+        value = node.get(key)
+        if isinstance(value, Dictionary):
+            return value
+        node = node.get(Name.Parent)
+    return Dictionary()
+
+
+def _page_contents(page: Dictionary) -> list[Stream]:
+    contents = page.get(Name.Contents)
+    if isinstance(contents, Stream):
+        return [contents]
+    if isinstance(contents, pikepdf.Array):
+        return [c for c in contents if isinstance(c, Stream)]
+    return []
+
+
+def _drawing_contents(obj: object) -> list[Stream] | None:
+    """The content streams of an object that draws with resources of its own, else None.
+
+    Form XObjects and tiling patterns are streams of operators; a Type 3 font draws each glyph
+    with one of its /CharProcs; a soft mask draws with its group form (/G).
+    """
+    if isinstance(obj, Stream) and (
+        obj.get(Name.Subtype) == Name.Form or obj.get(Name.PatternType) == 1
+    ):
+        return [obj]
+    if isinstance(obj, Dictionary) and obj.get(Name.Subtype) == Name.Type3:
+        procs = obj.get(Name.CharProcs)
+        if isinstance(procs, Dictionary):
+            return [p for p in procs.values() if isinstance(p, Stream)]
+    return None
+
+
+def _used_names(contents: list[Stream]) -> dict[str, set[str]]:
+    """Per resource category, the names these content streams use."""
+    used: dict[Name, set[Name]] = {}
+    for stream in contents:
+        for operands, operator in pikepdf.parse_content_stream(stream):
+            op = str(operator)
+            if op == "INLINE IMAGE":  # may name a colour space of the resources
+                image = operands[0].obj if operands else None
+                space = image.get(Name.CS, image.get(Name.ColorSpace)) if image else None
+                if isinstance(space, Name):
+                    used.setdefault("/ColorSpace", set()).add(str(space))
+                continue
+            if op not in RESOURCE_OPERANDS:
+                continue
+            category, index = RESOURCE_OPERANDS[op]
+            if operands and -len(operands) <= index < len(operands):
+                name = operands[index]
+                if isinstance(name, Name):
+                    used.setdefault(category, set()).add(str(name))
+    return used
+
+
+def _drawings(
+    resources: Dictionary, used: dict[Name, set[Name]]
+) -> list[tuple[Object, list[Stream]]]:
+    """The used resources that draw (forms, patterns, Type 3 fonts, soft-mask groups)."""
+    found = []
+    for category, names in used.items():
+        table = resources.get(category)
+        if not isinstance(table, Dictionary):
+            continue
+        for name in names:
+            value = table.get(name)
+            smask = value.get(Name.SMask) if isinstance(value, Dictionary) else None
+            for candidate in (value, smask.get(Name.G) if isinstance(smask, Dictionary) else None):
+                inner = _drawing_contents(candidate)
+                if inner is not None:
+                    found.append((candidate, inner))
+    return found
+
+
+def _prune_resources(owner: Object, contents: list[Stream], seen: set[tuple[int, int]]) -> None:
+    """Give `owner` (a page or something that draws) a new /Resources holding only what its
+    content uses, in the standard categories; then do the same for every drawing kept.
+
+    Non-standard keys, unused names and whatever hangs off them stay in the old document.
+    """
+    if owner.is_indirect:
+        if owner.objgen in seen:
+            return
+        seen.add(owner.objgen)
+    resources = owner.get(Name.Resources)
+    if not isinstance(resources, Dictionary):
+        return  # draws with its parent's resources, which counted its names (below)
+    used = _used_names(contents)
+    # Legacy forms and glyphs without resources of their own draw with ours: count theirs.
+    for drawing, inner in _drawings(resources, used):
+        if not isinstance(drawing.get(Name.Resources), Dictionary):
+            for category, names in _used_names(inner).items():
+                used.setdefault(category, set()).update(names)
+    kept = Dictionary()
+    for category, names in sorted(used.items()):
+        table = resources.get(category)
+        if isinstance(table, Dictionary):
+            entries = {name: table[name] for name in sorted(names) if name in table}
+            if entries:
+                kept[category] = Dictionary(entries)
+    owner.Resources = kept
+    for drawing, inner in _drawings(kept, used):
+        if isinstance(drawing.get(Name.Resources), Dictionary):
+            _prune_resources(drawing, inner, seen)
+
+
+def _sweep_smuggled(pdf: pikepdf.Pdf) -> None:
+    """Empty every object that is, or is named as, an attachment or an action (`SMUGGLED`).
+
+    Objects reached through a kept font, form or graphics state still come along with it;
+    emptying them in place cuts every route to them at once, wherever they are referenced.
+    """
+    for obj in pdf.objects:
+        _empty_smuggled(obj)
+
+
+def _empty_smuggled(obj: object) -> None:
+    if isinstance(obj, Dictionary | Stream):
+        keys = list(obj.keys())
+        values = [obj.get(key) for key in keys]
+        if any(Name(k) in SMUGGLED for k in keys) or any(
+            isinstance(v, Name) and v in SMUGGLED for v in values
+        ):
+            for key in keys:
+                if key != "/Length":
+                    del obj[key]
+            if isinstance(obj, Stream):
+                obj.write(b"")
+            return
+        children = values
+    elif isinstance(obj, pikepdf.Array):
+        for index in reversed(range(len(obj))):
+            if isinstance(obj[index], Name) and obj[index] in SMUGGLED:
+                del obj[index]
+        children = list(obj)
+    else:
+        return
+    for child in children:
+        if isinstance(child, pikepdf.Object) and not child.is_indirect:
+            _empty_smuggled(child)
+
+
+def _smuggled_names(pdf: pikepdf.Pdf) -> set[str]:
+    """The SMUGGLED names still present anywhere in pdf (keys and values): the second walk."""
+    found: set[str] = set()
+
+    def walk(obj: object) -> None:
+        if isinstance(obj, Name):
+            if obj in SMUGGLED:
+                found.add(str(obj))
+        elif isinstance(obj, Dictionary | Stream):
+            for key in obj.keys():  # noqa: SIM118  (Stream)
+                if Name(key) in SMUGGLED:
+                    found.add(key)
+                value = obj.get(key)
+                if not (isinstance(value, pikepdf.Object) and value.is_indirect):
+                    walk(value)
+        elif isinstance(obj, pikepdf.Array):
+            for item in obj:
+                if not (isinstance(item, pikepdf.Object) and item.is_indirect):
+                    walk(item)
+
+    for obj in pdf.objects:
+        walk(obj)
+    walk(pdf.trailer)
+    return found
 
 
 def _pdf_thumbnail(path: Path) -> bytes:
