@@ -377,6 +377,21 @@ def bomb_png() -> None:
     (HERE / "bomb.png").write_bytes(data)
 
 
+def lossless_webp_bomb() -> None:
+    """7740 x 7740 white pixels (just under our 60 MP) in about 2 KB: a gigabyte to decode."""
+    Image.new("RGB", (7740, 7740), "white").save(
+        HERE / "bomb_lossless.webp", "WEBP", lossless=True, quality=100, method=6
+    )
+
+
+def progressive_jpeg_bomb() -> None:
+    """7740 x 7740 grey progressive JPEG: libjpeg keeps every coefficient of it while decoding,
+    whatever the scale asked for."""
+    image = Image.new("L", (7740, 7740), 235)
+    ImageDraw.Draw(image).text((400, 400), "Avis d'echeance", fill=20, font=font(400))
+    image.save(HERE / "bomb_progressive.jpg", "JPEG", quality=20, progressive=True)
+
+
 def tiny_png() -> None:
     Image.new("RGB", (20, 20), (200, 30, 30)).save(HERE / "tiny.png")
 
@@ -427,6 +442,8 @@ def main() -> None:
         no_pages_pdf,
         truncated_jpeg,
         bomb_png,
+        lossless_webp_bomb,
+        progressive_jpeg_bomb,
         tiny_png,
         small_files,
     ):
