@@ -7,10 +7,11 @@ import io
 import struct
 import zlib
 from pathlib import Path
+from unittest.mock import patch
 
 import pikepdf
 import pytest
-from PIL import ImageFile
+from PIL import ImageFile, PngImagePlugin
 
 from portal.documents.screening import (
     CHUNK,
@@ -147,6 +148,49 @@ def test_our_own_pixel_limit_comes_before_pillows():
         screen(io.BytesIO(_blank_png(8000, 8000)), "plan.png", max_bytes=LIMIT)
     assert refused.value.code == "bomb"
     assert screen(io.BytesIO(_blank_png(7000, 8000)), "plan.png", max_bytes=LIMIT).kind == "png"
+
+
+# Screens one file in a fresh interpreter and prints how much its own peak memory grew: a
+# child decoder's memory is not counted in it (RUSAGE_SELF), the web process's would be.
+_PEAK_PROBE = """
+import resource, sys
+from portal.documents.screening import Refusal, screen
+with open(sys.argv[1], "rb") as stream:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        verdict = screen(stream, "f", max_bytes=20 * 1024 * 1024).kind
+    except Refusal as exc:
+        verdict = exc.code
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(verdict, (after - before) // 1024)
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "verdict"), [("bomb_lossless.webp", "bomb"), ("bomb_progressive.jpg", "jpeg")]
+)
+def test_the_web_process_never_decodes_a_bomb_itself(name: str, verdict: str):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_PROBE, str(path(name))],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    got, growth_mb = done.stdout.split()
+    assert got == verdict
+    # Decoded in-process, the WebP costs some 900 MB and the JPEG some 140 MB.
+    assert int(growth_mb) < 40, done.stdout
+
+
+def test_a_png_is_measured_without_decoding_its_pixels():
+    # Pillow's getexif() on a PNG decodes every pixel to look for a late eXIf chunk.
+    with patch.object(PngImagePlugin.PngImageFile, "load", side_effect=AssertionError):
+        screened = screen(io.BytesIO(_blank_png(7000, 8000)), "plan.png", max_bytes=LIMIT)
+    assert (screened.width, screened.height) == (7000, 8000)
 
 
 def test_leading_white_space_before_the_pdf_header_is_tolerated():
