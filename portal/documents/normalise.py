@@ -90,6 +90,37 @@ RESOURCE_OPERANDS: dict[str, tuple[str, int]] = {
 }
 
 
+def _keys(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_STREAM_KEYS = " /Length /Filter /DecodeParms /DL"
+# What a renderer reads in each object a page draws with (ISO 32000-1, tables 57, 58, 89, 95,
+# 111, 117, 122): any other key of a kept font, image, form or graphics state is dropped, so
+# nothing rides along on an object the page really uses, typed or not.
+RENDERING_KEYS: dict[str, frozenset[str]] = {
+    "font": _keys(
+        "/Type /Subtype /BaseFont /Name /FirstChar /LastChar /Widths /FontDescriptor /Encoding "
+        "/ToUnicode /DescendantFonts /CIDSystemInfo /DW /W /DW2 /W2 /CIDToGIDMap /FontBBox "
+        "/FontMatrix /CharProcs /Resources"
+    ),
+    "descriptor": _keys(
+        "/Type /FontName /FontFamily /FontStretch /FontWeight /Flags /FontBBox /ItalicAngle "
+        "/Ascent /Descent /Leading /CapHeight /XHeight /StemV /StemH /AvgWidth /MaxWidth "
+        "/MissingWidth /FontFile /FontFile2 /FontFile3 /CharSet /Style /Lang /FD /CIDSet"
+    ),
+    "form": _keys("/Type /Subtype /FormType /BBox /Matrix /Resources /Group /OC" + _STREAM_KEYS),
+    "image": _keys(
+        "/Type /Subtype /Width /Height /ColorSpace /BitsPerComponent /Intent /ImageMask /Mask "
+        "/Decode /Interpolate /SMask /SMaskInData /Matte /Name /OC" + _STREAM_KEYS
+    ),
+    "gstate": _keys(
+        "/Type /LW /LC /LJ /ML /D /RI /OP /op /OPM /Font /BG /BG2 /UCR /UCR2 /TR /TR2 /HT /FL "
+        "/SM /SA /BM /SMask /CA /ca /AIS /TK"
+    ),
+}
+
+
 class NormaliseError(Exception):
     """The file could not be turned into a clean PDF; str(exc) is a French reason for staff."""
 
@@ -384,9 +415,41 @@ def _prune_resources(owner: Object, contents: list[Stream], seen: set[tuple[int,
             if entries:
                 kept[category] = Dictionary(entries)
     owner.Resources = kept
+    for category, table in kept.items():
+        for value in table.values():
+            _keep_rendering_keys(category, value)
     for drawing, inner in _drawings(kept, used):
         if isinstance(drawing.get(Name.Resources), Dictionary):
             _prune_resources(drawing, inner, seen)
+
+
+def _keep_rendering_keys(category: str, obj: object) -> None:
+    """Drop the keys no renderer reads from a kept resource and the fonts and images under it."""
+    if not isinstance(obj, Dictionary | Stream):
+        return
+    if category == "/Font":
+        _only(obj, "font")
+        descriptor = obj.get(Name.FontDescriptor)
+        if isinstance(descriptor, Dictionary):
+            _only(descriptor, "descriptor")
+        for descendant in obj.get(Name.DescendantFonts) or []:
+            _keep_rendering_keys("/Font", descendant)
+    elif category == "/XObject" and obj.get(Name.Subtype) == Name.Form:
+        _only(obj, "form")
+    elif category == "/XObject" and obj.get(Name.Subtype) == Name.Image:
+        _only(obj, "image")
+        for mask in (obj.get(Name.SMask), obj.get(Name.Mask)):
+            if isinstance(mask, Stream):
+                _only(mask, "image")
+    elif category == "/ExtGState":
+        _only(obj, "gstate")
+
+
+def _only(obj: Dictionary | Stream, kind: str) -> None:
+    allowed = RENDERING_KEYS[kind]
+    for key in list(obj.keys()):
+        if key not in allowed:
+            del obj[key]
 
 
 def _sweep_smuggled(pdf: pikepdf.Pdf) -> None:

@@ -299,10 +299,13 @@ def smuggled_used_pdf() -> None:
     kit = _smuggle_kit(pdf, "used")
     font = page.obj.Resources.Font.F1
     font.Extra = kit["submit"]
+    # Bytes with no type at all: no name marks them, only rebuilding the font leaves them out.
+    font.Blob = pdf.make_stream(b"MZ smuggled untyped payload used")
     form = pdf.make_stream(b"BT /F1 12 Tf 72 600 Td (Montant du : 512,00 EUR) Tj ET")
     form.Type, form.Subtype, form.BBox = Name.XObject, Name.Form, Array([0, 0, 595, 842])
     form.Resources = Dictionary(Font=Dictionary(F1=font), Pochette=kit["media"])
     form.Aller, form.Pieces, form.Lien = kit["remote"], kit["import"], kit["uri"]
+    form.Blob = pdf.make_stream(b"PK smuggled untyped archive used")
     gstate = Dictionary(Type=Name.ExtGState, CA=1, Attache=kit["filespec"], Lancer=kit["launch"])
     gstate.Script = kit["script"]
     page.obj.Resources.XObject = Dictionary(Fx=form)
