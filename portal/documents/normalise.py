@@ -15,6 +15,7 @@ more: a copy that still carries one is refused rather than sent to an administra
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,8 +55,7 @@ ACTIVE_KEYS = (
 # Names that mark an attachment or an action, as a key or as a value (/Type /Filespec,
 # /S /Launch...). Nothing a printer needs is named so; an object carrying one is emptied.
 SMUGGLED = frozenset(
-    Name(n)
-    for n in (
+    {
         "/EmbeddedFile",
         "/EmbeddedFiles",
         "/EF",
@@ -71,7 +71,7 @@ SMUGGLED = frozenset(
         "/RichMediaContent",
         "/GoToR",
         "/GoToE",
-    )
+    }
 )
 
 # What a content stream can name (ISO 32000-1, 7.8.3): operator -> (resource category,
@@ -277,8 +277,11 @@ def _strip_active_content(pdf: pikepdf.Pdf) -> None:
     staff and by an administration, and a clickable link in a client's document is only a
     phishing or tracking route. The link's text, if any, stays visible in the page content.
     """
-    for obj in pdf.objects:
-        _drop_active_keys(obj)
+    for obj in _every_object(pdf):
+        if isinstance(obj, Dictionary | Stream):
+            for key in ACTIVE_KEYS:
+                if key in obj:
+                    del obj[key]
     pdf.remove_unreferenced_resources()
     # The catalog is rebuilt from nothing but the page tree: no open action, names, form,
     # outline, metadata or viewer preferences survive from anywhere.
@@ -287,25 +290,6 @@ def _strip_active_content(pdf: pikepdf.Pdf) -> None:
             del pdf.Root[key]
     if Name.Info in pdf.trailer:
         del pdf.trailer[Name.Info]
-
-
-def _drop_active_keys(obj: object) -> None:
-    """Drop ACTIVE_KEYS from obj and from the direct objects inside it.
-
-    Indirect objects are reached by the caller's walk over `pdf.objects`.
-    """
-    if isinstance(obj, Dictionary | Stream):
-        for key in ACTIVE_KEYS:
-            if key in obj:
-                del obj[key]
-        children = [obj.get(key) for key in obj.keys()]  # noqa: SIM118  (Stream)
-    elif isinstance(obj, pikepdf.Array):
-        children = list(obj)
-    else:
-        return
-    for child in children:
-        if isinstance(child, pikepdf.Object) and not child.is_indirect:
-            _drop_active_keys(child)
 
 
 def _inherited(page: Dictionary, key: Name) -> Dictionary:
@@ -452,65 +436,59 @@ def _only(obj: Dictionary | Stream, kind: str) -> None:
             del obj[key]
 
 
+def _every_object(pdf: pikepdf.Pdf) -> Iterator[object]:
+    """Every object of pdf: the trailer, each indirect object and what is nested in them.
+
+    A parent is yielded before its children are read, so the caller may change it first
+    (drop keys, empty it) and the walk follows what is left.
+    """
+    stack: list[object] = [pdf.trailer, *pdf.objects]
+    while stack:
+        obj = stack.pop()
+        yield obj
+        if isinstance(obj, Dictionary | Stream):
+            children = [obj.get(key) for key in obj.keys()]  # noqa: SIM118  (Stream)
+        elif isinstance(obj, pikepdf.Array):
+            children = list(obj)
+        else:
+            continue
+        stack.extend(c for c in children if isinstance(c, pikepdf.Object) and not c.is_indirect)
+
+
+def _is_smuggled(obj: Dictionary | Stream) -> bool:
+    return any(
+        key in SMUGGLED or (isinstance(value, Name) and str(value) in SMUGGLED)
+        for key, value in ((key, obj.get(key)) for key in obj.keys())  # noqa: SIM118
+    )
+
+
 def _sweep_smuggled(pdf: pikepdf.Pdf) -> None:
     """Empty every object that is, or is named as, an attachment or an action (`SMUGGLED`).
 
     Objects reached through a kept font, form or graphics state still come along with it;
     emptying them in place cuts every route to them at once, wherever they are referenced.
     """
-    for obj in pdf.objects:
-        _empty_smuggled(obj)
-
-
-def _empty_smuggled(obj: object) -> None:
-    if isinstance(obj, Dictionary | Stream):
-        keys = list(obj.keys())
-        values = [obj.get(key) for key in keys]
-        if any(Name(k) in SMUGGLED for k in keys) or any(
-            isinstance(v, Name) and v in SMUGGLED for v in values
-        ):
-            for key in keys:
+    for obj in _every_object(pdf):
+        if isinstance(obj, Dictionary | Stream) and _is_smuggled(obj):
+            for key in list(obj.keys()):
                 if key != "/Length":
                     del obj[key]
             if isinstance(obj, Stream):
                 obj.write(b"")
-            return
-        children = values
-    elif isinstance(obj, pikepdf.Array):
-        for index in reversed(range(len(obj))):
-            if isinstance(obj[index], Name) and obj[index] in SMUGGLED:
-                del obj[index]
-        children = list(obj)
-    else:
-        return
-    for child in children:
-        if isinstance(child, pikepdf.Object) and not child.is_indirect:
-            _empty_smuggled(child)
+        elif isinstance(obj, pikepdf.Array):
+            for index in reversed(range(len(obj))):
+                if isinstance(obj[index], Name) and str(obj[index]) in SMUGGLED:
+                    del obj[index]
 
 
 def _smuggled_names(pdf: pikepdf.Pdf) -> set[str]:
-    """The SMUGGLED names still present anywhere in pdf (keys and values): the second walk."""
+    """The SMUGGLED names still present anywhere in pdf, as keys or values: the second walk."""
     found: set[str] = set()
-
-    def walk(obj: object) -> None:
-        if isinstance(obj, Name):
-            if obj in SMUGGLED:
-                found.add(str(obj))
+    for obj in _every_object(pdf):
+        if isinstance(obj, Name) and str(obj) in SMUGGLED:
+            found.add(str(obj))
         elif isinstance(obj, Dictionary | Stream):
-            for key in obj.keys():  # noqa: SIM118  (Stream)
-                if Name(key) in SMUGGLED:
-                    found.add(key)
-                value = obj.get(key)
-                if not (isinstance(value, pikepdf.Object) and value.is_indirect):
-                    walk(value)
-        elif isinstance(obj, pikepdf.Array):
-            for item in obj:
-                if not (isinstance(item, pikepdf.Object) and item.is_indirect):
-                    walk(item)
-
-    for obj in pdf.objects:
-        walk(obj)
-    walk(pdf.trailer)
+            found.update(key for key in obj.keys() if key in SMUGGLED)  # noqa: SIM118
     return found
 
 
