@@ -99,6 +99,11 @@ SAMPLES: tuple[Sample, ...] = (
         "lossless WebP of 7740x7740 in 2 KB: a gigabyte to decode, more than the child "
         "process that decodes it may use",
     ),
+    _bad(
+        "page_tree_bomb.pdf",
+        "too_complex",
+        "one page listed 400,000 times in 4 KB: qpdf needs a gigabyte to count the pages",
+    ),
     _bad("user_password.pdf", "encrypted", "needs a password to open"),
     _bad("too_many_pages.pdf", "too_many_pages", "201 blank pages"),
     _bad("tiny.png", "unreadable", "20x20 pixels"),

@@ -2,11 +2,11 @@
 
 The web process runs this on every upload, so memory stays bounded: bytes are hashed in
 chunks (`identify`, enough for the duplicate check, which comes before any decoding), baseline
-JPEGs are decoded at 1/8 scale, PNGs only have their chunks checked, PDFs are opened lazily by
-qpdf, and the formats that cannot be decoded at reduced scale (WebP, HEIC, progressive JPEG)
-are decoded in a child process with a memory and CPU limit (`decoding.py`). Anything we refuse
-raises `Refusal`, whose message is written for the client (plain French, one thing to do),
-not for staff.
+JPEGs are decoded at 1/8 scale and PNGs only have their chunks checked; PDFs (whose page tree
+qpdf builds whole) and the images that cannot be decoded at reduced scale (WebP, HEIC,
+progressive JPEG) are opened in a child process with a memory and CPU limit (`decoding.py`).
+Anything we refuse raises `Refusal`, whose message is written for the client (plain French,
+one thing to do), not for staff.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import pikepdf
 import pillow_heif
 from flask_babel import lazy_gettext as _l
 from PIL import Image
@@ -81,6 +80,10 @@ _MESSAGES: dict[str, Any] = {
         "Cette image est trop grande pour être traitée. Prenez une photo normale du "
         "document et envoyez-la."
     ),
+    "too_complex": _l(
+        "Ce PDF est trop lourd à ouvrir. Enregistrez-le à nouveau en PDF (Imprimer, puis "
+        "Enregistrer au format PDF), ou prenez le document papier en photo."
+    ),
 }
 
 
@@ -88,7 +91,7 @@ class Refusal(Exception):
     """A file we will not store; `message` is plain French for the client (lazy string)."""
 
     code: str  # too_large, empty, unknown_type, encrypted, malformed, unreadable, bomb,
-    # too_many_pages
+    # too_complex, too_many_pages
     message: Any  # lazy_gettext string: translated when rendered, in the reader's locale
     status: int  # 413 for too_large, else 422
 
@@ -212,14 +215,11 @@ def _hash_and_measure(stream: BinaryIO, max_bytes: int) -> tuple[int, str, bytes
 
 
 def _check_pdf(stream: BinaryIO) -> int:
-    """Page count of a PDF that opens without a user password."""
+    """Page count of a PDF that opens without a user password, counted in the child process:
+    qpdf builds the whole page tree, whatever size the file claims for it."""
     try:
-        # qpdf reads the file on demand: only the xref and the page tree are parsed here.
-        with pikepdf.open(stream) as pdf:
-            pages = len(pdf.pages)
-    except pikepdf.PasswordError:
-        raise Refusal("encrypted") from None
-    except Exception:  # whatever a hostile file makes qpdf raise, it is not a usable PDF
+        pages = int(_open_apart(stream, "pdf"))
+    except ValueError:
         raise Refusal("malformed") from None
     if pages == 0:
         raise Refusal("malformed")
@@ -266,7 +266,7 @@ def _check_image(stream: BinaryIO, kind: str) -> tuple[int, int]:
         except Exception:
             raise Refusal("malformed") from None
     if apart:
-        _decode_apart(stream, kind)
+        _open_apart(stream, kind)
     if kind == "png":
         # verify() walks every chunk and checks its CRC without inflating the pixels;
         # it needs a fresh open and leaves that image unusable.
@@ -280,8 +280,9 @@ def _check_image(stream: BinaryIO, kind: str) -> tuple[int, int]:
     return width, height
 
 
-def _decode_apart(stream: BinaryIO, kind: str) -> None:
-    """Decode the whole image in a child process with a memory and CPU limit (`decoding.py`).
+def _open_apart(stream: BinaryIO, kind: str) -> str:
+    """Open the whole file in a child process with a memory and CPU limit (`decoding.py`);
+    what it printed (a PDF's page count). Raises Refusal for what it could not open.
 
     The child reads the spooled upload by name when there is one, else the bytes on stdin
     (small uploads stay in memory).
@@ -290,7 +291,7 @@ def _decode_apart(stream: BinaryIO, kind: str) -> None:
         sys.executable,
         "-I",
         str(DECODER),
-        PILLOW_FORMAT[kind],
+        "PDF" if kind == "pdf" else PILLOW_FORMAT[kind],
         str(DECODE_MEMORY),
         str(DECODE_CPU_SECONDS),
     ]
@@ -308,15 +309,22 @@ def _decode_apart(stream: BinaryIO, kind: str) -> None:
             command, input=data, capture_output=True, timeout=DECODE_TIMEOUT, env=env, check=False
         )
     except subprocess.TimeoutExpired:
-        raise Refusal("bomb") from None
+        raise _too_big(kind) from None
     finally:
         stream.seek(0)
     if done.returncode == decoding.MALFORMED:
         raise Refusal("malformed")
+    if done.returncode == decoding.ENCRYPTED:
+        raise Refusal("encrypted")
     if done.returncode == decoding.BOMB or done.returncode < 0:
-        raise Refusal("bomb")
-    if done.returncode != 0:  # the decoder itself is broken: our fault, not the client's
-        raise RuntimeError(f"image decoder exited {done.returncode}: {done.stderr[-500:]!r}")
+        raise _too_big(kind)
+    if done.returncode != 0:  # the child itself is broken: our fault, not the client's
+        raise RuntimeError(f"file checker exited {done.returncode}: {done.stderr[-500:]!r}")
+    return done.stdout.decode("ascii", "replace").strip()
+
+
+def _too_big(kind: str) -> Refusal:
+    return Refusal("too_complex") if kind == "pdf" else Refusal("bomb")
 
 
 def identify(stream: BinaryIO, *, max_bytes: int) -> Identity:

@@ -354,6 +354,16 @@ def too_many_pages_pdf() -> None:
     save_pdf(pdf, "too_many_pages.pdf", object_stream_mode=pikepdf.ObjectStreamMode.generate)
 
 
+def page_tree_bomb_pdf() -> None:
+    """One page listed 400,000 times in a 4 KB file (the page tree sits in a compressed
+    object stream): qpdf copies the page for each entry, a gigabyte to count the pages."""
+    pdf = pikepdf.new()
+    page = pdf.add_blank_page(page_size=A4).obj
+    pdf.Root.Pages.Kids = Array([page] * 400_000)
+    pdf.Root.Pages.Count = 400_000
+    save_pdf(pdf, "page_tree_bomb.pdf", object_stream_mode=pikepdf.ObjectStreamMode.generate)
+
+
 def no_pages_pdf() -> None:
     save_pdf(pikepdf.new(), "no_pages.pdf")
 
@@ -442,6 +452,7 @@ def main() -> None:
         owner_password_pdf,
         user_password_pdf,
         too_many_pages_pdf,
+        page_tree_bomb_pdf,
         no_pages_pdf,
         truncated_jpeg,
         bomb_png,
