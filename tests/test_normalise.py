@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 
 import pikepdf
@@ -291,6 +292,21 @@ def test_a_copy_the_sweep_could_not_clean_is_refused(tmp_path: Path, monkeypatch
     with pytest.raises(NormaliseError, match="pièces jointes ou des actions"):
         normalise(path("smuggled_used.pdf"), "pdf", tmp_path)
     assert not (tmp_path / "normalised.pdf").exists()
+
+
+def test_a_content_stream_that_inflates_past_the_limit_is_refused(tmp_path: Path):
+    # 40 MB of operators in some 40 KB of Flate: read whole, it would be a gigabyte soon.
+    pdf = pikepdf.new()
+    page = pdf.add_blank_page(page_size=A4)
+    flood = pdf.make_stream(b"")
+    flood.write(zlib.compress(b"0 0 m " * 7_000_000, 9), filter=pikepdf.Name.FlateDecode)
+    page.obj.Contents = flood
+    source = tmp_path / "flood.pdf"
+    pdf.save(source)
+    assert source.stat().st_size < 200_000
+    with pytest.raises(NormaliseError, match="trop lourde pour être réécrite"):
+        normalise(source, "pdf", tmp_path / "out")
+    assert not (tmp_path / "out" / "normalised.pdf").exists()
 
 
 def test_the_owner_password_is_dropped(outputs: dict[str, Normalised]):

@@ -15,6 +15,7 @@ more: a copy that still carries one is refused rather than sent to an administra
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,9 @@ RESOURCE_OPERANDS: dict[str, tuple[str, int]] = {
     "BDC": ("/Properties", 1),
     "DP": ("/Properties", 1),
 }
+RESOURCE_OPERATORS = " ".join([*RESOURCE_OPERANDS, "BI", "ID", "EI"])
+# Decoded operators of one content stream: a dense vector page holds a few MB.
+MAX_CONTENT_BYTES = 32 * 1024 * 1024
 
 
 def _keys(text: str) -> frozenset[str]:
@@ -236,7 +240,7 @@ def _normalise_pdf(source: Path, target: Path) -> int:
         seen: set[tuple[int, int]] = set()
         for page in pdf.pages:
             page.obj.Resources = _inherited(page.obj, Name.Resources)
-            _prune_resources(page.obj, _page_contents(page.obj), seen)
+            _prune_resources(pdf, page.obj, _page_contents(page.obj), seen)
         out = pikepdf.new()
         for page in pdf.pages:
             _copy_on_a4(out, page)
@@ -331,19 +335,45 @@ def _drawing_contents(obj: object) -> list[Stream] | None:
     return None
 
 
-def _used_names(contents: list[Stream]) -> dict[str, set[str]]:
+def _decoded_content(stream: Stream) -> bytes:
+    """The operators of a content stream, never more than MAX_CONTENT_BYTES of them.
+
+    A few KB of Flate data may inflate to gigabytes, and qpdf would inflate it all in memory:
+    Flate alone (what writers use) is inflated here, step by step up to the limit. Other
+    filters (ASCII85, LZW, run-length, predictors), rare on content streams, are left to qpdf.
+    """
+    filters = stream.get(Name.Filter)
+    if filters == Name.FlateDecode and Name.DecodeParms not in stream:
+        inflater = zlib.decompressobj()
+        try:
+            data = inflater.decompress(stream.read_raw_bytes(), MAX_CONTENT_BYTES + 1)
+        except zlib.error:
+            data = b""  # damaged: qpdf recovers what it can, no more than what is there
+        else:
+            if len(data) > MAX_CONTENT_BYTES:
+                raise NormaliseError(
+                    _(
+                        "Une page du PDF est trop lourde pour être réécrite : demandez une "
+                        "version imprimée puis scannée."
+                    )
+                )
+            return data
+    return stream.read_bytes()
+
+
+def _used_names(pdf: pikepdf.Pdf, contents: list[Stream]) -> dict[str, set[str]]:
     """Per resource category, the names these content streams use."""
-    used: dict[Name, set[Name]] = {}
+    used: dict[str, set[str]] = {}
     for stream in contents:
-        for operands, operator in pikepdf.parse_content_stream(stream):
+        # Parsed from a bounded copy; only the operators that name a resource become objects.
+        copy = Stream(pdf, _decoded_content(stream))
+        for operands, operator in pikepdf.parse_content_stream(copy, RESOURCE_OPERATORS):
             op = str(operator)
             if op == "INLINE IMAGE":  # may name a colour space of the resources
                 image = operands[0].obj if operands else None
                 space = image.get(Name.CS, image.get(Name.ColorSpace)) if image else None
                 if isinstance(space, Name):
                     used.setdefault("/ColorSpace", set()).add(str(space))
-                continue
-            if op not in RESOURCE_OPERANDS:
                 continue
             category, index = RESOURCE_OPERANDS[op]
             if operands and -len(operands) <= index < len(operands):
@@ -354,7 +384,7 @@ def _used_names(contents: list[Stream]) -> dict[str, set[str]]:
 
 
 def _drawings(
-    resources: Dictionary, used: dict[Name, set[Name]]
+    resources: Dictionary, used: dict[str, set[str]]
 ) -> list[tuple[Object, list[Stream]]]:
     """The used resources that draw (forms, patterns, Type 3 fonts, soft-mask groups)."""
     found = []
@@ -372,7 +402,9 @@ def _drawings(
     return found
 
 
-def _prune_resources(owner: Object, contents: list[Stream], seen: set[tuple[int, int]]) -> None:
+def _prune_resources(
+    pdf: pikepdf.Pdf, owner: Object, contents: list[Stream], seen: set[tuple[int, int]]
+) -> None:
     """Give `owner` (a page or something that draws) a new /Resources holding only what its
     content uses, in the standard categories; then do the same for every drawing kept.
 
@@ -385,11 +417,11 @@ def _prune_resources(owner: Object, contents: list[Stream], seen: set[tuple[int,
     resources = owner.get(Name.Resources)
     if not isinstance(resources, Dictionary):
         return  # draws with its parent's resources, which counted its names (below)
-    used = _used_names(contents)
+    used = _used_names(pdf, contents)
     # Legacy forms and glyphs without resources of their own draw with ours: count theirs.
     for drawing, inner in _drawings(resources, used):
         if not isinstance(drawing.get(Name.Resources), Dictionary):
-            for category, names in _used_names(inner).items():
+            for category, names in _used_names(pdf, inner).items():
                 used.setdefault(category, set()).update(names)
     kept = Dictionary()
     for category, names in sorted(used.items()):
@@ -404,7 +436,7 @@ def _prune_resources(owner: Object, contents: list[Stream], seen: set[tuple[int,
             _keep_rendering_keys(category, value)
     for drawing, inner in _drawings(kept, used):
         if isinstance(drawing.get(Name.Resources), Dictionary):
-            _prune_resources(drawing, inner, seen)
+            _prune_resources(pdf, drawing, inner, seen)
 
 
 def _keep_rendering_keys(category: str, obj: object) -> None:
