@@ -367,7 +367,9 @@ def _used_names(pdf: pikepdf.Pdf, contents: list[Stream]) -> dict[str, set[str]]
     for stream in contents:
         # Parsed from a bounded copy; only the operators that name a resource become objects.
         copy = Stream(pdf, _decoded_content(stream))
-        for operands, operator in pikepdf.parse_content_stream(copy, RESOURCE_OPERATORS):
+        instructions = pikepdf.parse_content_stream(copy, RESOURCE_OPERATORS)
+        copy.write(b"")  # the copy stays in the document until it closes: empty it now
+        for operands, operator in instructions:
             op = str(operator)
             if op == "INLINE IMAGE":  # may name a colour space of the resources
                 image = operands[0].obj if operands else None
