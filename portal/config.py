@@ -128,6 +128,9 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         # and documents one upload link may ever store: each file costs a decode.
         "MAX_FILES_PER_UPLOAD": _int(env, "POCHETTE_MAX_FILES_PER_UPLOAD", 20),
         "MAX_FILES_PER_LINK": _int(env, "POCHETTE_MAX_FILES_PER_LINK", 200),
+        # Parts of one multipart body (Flask's default is 1,000): each file part is a temporary
+        # file, open until the response. More is refused with the 413 page ("un par un").
+        "MAX_FORM_PARTS": 200,
         "UPLOAD_LINK_DAYS": _int(env, "POCHETTE_UPLOAD_LINK_DAYS", 30),
         # How long a client may delete his own upload, while staff have not reviewed it.
         "UPLOAD_UNDO_MINUTES": 30,

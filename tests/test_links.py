@@ -538,6 +538,15 @@ def test_a_request_and_a_link_store_a_bounded_number_of_files(app, public, case,
     assert sorted(d.filename for d in _documents(case)) == ["p0.jpg", "p1.jpg", "p2.jpg", "p5.jpg"]
 
 
+def test_a_body_of_too_many_parts_is_refused_before_any_file_is_looked_at(app, public, case):
+    assert app.config["MAX_FORM_PARTS"] == 200  # each file part is an open temporary file
+    parts = [(f"p{n}.jpg", b"x") for n in range(200)]
+    response = _send(public, _item(case), *parts, json=True)
+    assert response.status_code == 413
+    assert "un par un" in response.get_json()["error"]["message"]
+    assert _documents(case) == []
+
+
 def test_copies_are_answered_from_the_hash_before_any_decoding(public, case, monkeypatch):
     from portal.documents import screening
 
