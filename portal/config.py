@@ -139,6 +139,13 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         # read. Without script, several files share that limit (the 413 page says so).
         "MAX_UPLOAD_BYTES": max_upload_mb * 1024 * 1024,
         "MAX_CONTENT_LENGTH": max_upload_mb * 1024 * 1024 + 1024 * 1024,
+        # Files looked at in one request (the rest are refused, one by one, with a message),
+        # and documents one upload link may ever store: each file costs a decode.
+        "MAX_FILES_PER_UPLOAD": _int(env, "POCHETTE_MAX_FILES_PER_UPLOAD", 20),
+        "MAX_FILES_PER_LINK": _int(env, "POCHETTE_MAX_FILES_PER_LINK", 200),
+        # Parts of one multipart body (Flask's default is 1,000): each file part is a temporary
+        # file, open until the response. More is refused with the 413 page ("un par un").
+        "MAX_FORM_PARTS": 200,
         "UPLOAD_LINK_DAYS": _int(env, "POCHETTE_UPLOAD_LINK_DAYS", 30),
         # How long a client may delete his own upload, while staff have not reviewed it.
         "UPLOAD_UNDO_MINUTES": 30,

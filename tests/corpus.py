@@ -60,6 +60,27 @@ SAMPLES: tuple[Sample, ...] = (
         "open action and named scripts, page /AA, embedded .exe, Launch, URI and script "
         "links, outline with a script: accepted, neutralised by normalisation",
     ),
+    _good(
+        "smuggled_resources.pdf",
+        "pdf",
+        1,
+        "embedded .exe, Launch, script, URI, RichMedia, GoToR, SubmitForm and ImportData "
+        "under non-standard /Resources keys and unused resource names: accepted, pruned",
+    ),
+    _good(
+        "smuggled_used.pdf",
+        "pdf",
+        1,
+        "the same payloads hanging off the font, form XObject and graphics state the page "
+        "draws with: accepted, swept by normalisation",
+    ),
+    _good(
+        "bomb_progressive.jpg",
+        "jpeg",
+        1,
+        "7740x7740 progressive JPEG: every coefficient is kept while decoding, so it is "
+        "decoded in the limited child process, not in the web process",
+    ),
     _good("owner_password.pdf", "pdf", 1, "owner password only (RC4): opens without one"),
     _bad("empty.pdf", "empty", "zero bytes"),
     _bad("page_html.pdf", "unknown_type", "HTML page with a script, named .pdf"),
@@ -72,6 +93,17 @@ SAMPLES: tuple[Sample, ...] = (
     _bad("broken.pdf", "malformed", "random bytes after a %PDF-1.7 header"),
     _bad("no_pages.pdf", "malformed", "valid PDF structure with zero pages"),
     _bad("bomb.png", "bomb", "PNG of 20000x20000 pixels in 48 KB"),
+    _bad(
+        "bomb_lossless.webp",
+        "bomb",
+        "lossless WebP of 7740x7740 in 2 KB: a gigabyte to decode, more than the child "
+        "process that decodes it may use",
+    ),
+    _bad(
+        "page_tree_bomb.pdf",
+        "too_complex",
+        "one page listed 400,000 times in 4 KB: qpdf needs a gigabyte to count the pages",
+    ),
     _bad("user_password.pdf", "encrypted", "needs a password to open"),
     _bad("too_many_pages.pdf", "too_many_pages", "201 blank pages"),
     _bad("tiny.png", "unreadable", "20x20 pixels"),

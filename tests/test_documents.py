@@ -338,16 +338,34 @@ def test_download_is_journaled_and_streamed_with_safe_headers(login, viewer, age
     [event] = _events(case.org_id, "document.downloaded")
     assert event.actor == viewer.ref and event.data == {"document": doc.id, "variant": "original"}
 
-    # Before normalisation "voir" falls back to the original; afterwards it shows the PDF.
+    # Before normalisation "voir" falls back to the original, as a download only: the raw
+    # file is still hostile and never renders inline. Afterwards it shows the PDF.
+    response = http.get(f"/dossiers/{case.id}/documents/{doc.id}/voir")
+    assert response.data == path("photo_rotated.jpg").read_bytes()
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert _events(case.org_id, "document.viewed")[0].data["variant"] == "original"
     normalise_document(doc.id)
     response = http.get(f"/dossiers/{case.id}/documents/{doc.id}/voir")
     assert response.mimetype == "application/pdf" and response.data.startswith(b"%PDF-")
     assert response.headers["Content-Disposition"].startswith("inline;")
-    [event] = _events(case.org_id, "document.viewed")
+    event = _events(case.org_id, "document.viewed")[-1]
     assert event.data["variant"] == "pdf"
     thumb = http.get(f"/dossiers/{case.id}/documents/{doc.id}/apercu")
     assert thumb.mimetype == "image/jpeg" and Image.open(io.BytesIO(thumb.data)).width <= 320
     assert len(_events(case.org_id, "document.previewed")) == 1
+
+
+def test_voir_never_renders_the_original_when_normalisation_failed(login, agent, case):
+    # A PDF that could not be cleaned still carries whatever made it fail: staff may save it,
+    # the browser must not open it as one of our pages.
+    doc = _stored(case, agent, "javascript.pdf")
+    doc.normalisation = Normalisation.failed
+    doc.normalise_error = "abîmé"
+    db.session.commit()
+    response = login(agent).get(f"/dossiers/{case.id}/documents/{doc.id}/voir")
+    assert response.data == path("javascript.pdf").read_bytes()
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert "inline" not in response.headers["Content-Disposition"]
 
 
 def test_missing_object_or_variant_answers_404_without_journal(login, agent, case):

@@ -574,6 +574,72 @@ def test_several_files_in_one_plain_form_post(public, case):
     assert sorted(d.filename for d in _documents(case)) == ["a.webp", "c.png"]
 
 
+def _photo(n: int) -> bytes:
+    """The sample photo with a comment segment after SOI: new bytes, same picture."""
+    data = path("photo_rotated.jpg").read_bytes()
+    marker = f"copie {n}".encode()
+    return data[:2] + b"\xff\xfe" + (len(marker) + 2).to_bytes(2, "big") + marker + data[2:]
+
+
+def test_a_request_and_a_link_store_a_bounded_number_of_files(app, public, case, monkeypatch):
+    monkeypatch.setitem(app.config, "MAX_FILES_PER_UPLOAD", 3)
+    monkeypatch.setitem(app.config, "MAX_FILES_PER_LINK", 4)
+    item = _item(case)
+    response = _send(public, item, *[(f"p{n}.jpg", _photo(n)) for n in range(5)], json=True)
+    assert response.status_code == 422
+    files = response.get_json()["files"]
+    assert [f["stored"] for f in files] == [True, True, True, False, False]
+    for refused in files[3:]:
+        assert refused["status"] == 422
+        assert refused["message"] == (
+            "Trop de fichiers d’un coup : 3 au plus par envoi. Envoyez celui-ci dans un "
+            "nouvel envoi."
+        )
+    assert len(_documents(case)) == 3
+    # The link has room for one more document, whatever the request.
+    response = _send(public, item, ("p5.jpg", _photo(5)), ("p6.jpg", _photo(6)))
+    assert response.status_code == 303
+    html = _page(public)
+    assert "« p5.jpg » est bien reçu." in html
+    assert "Ce lien a reçu tous les documents qu’il peut recevoir." in html
+    assert sorted(d.filename for d in _documents(case)) == ["p0.jpg", "p1.jpg", "p2.jpg", "p5.jpg"]
+
+
+def test_a_body_of_too_many_parts_is_refused_before_any_file_is_looked_at(app, public, case):
+    assert app.config["MAX_FORM_PARTS"] == 200  # each file part is an open temporary file
+    parts = [(f"p{n}.jpg", b"x") for n in range(200)]
+    response = _send(public, _item(case), *parts, json=True)
+    assert response.status_code == 413
+    assert "un par un" in response.get_json()["error"]["message"]
+    assert _documents(case) == []
+
+
+def test_copies_are_answered_from_the_hash_before_any_decoding(public, case, monkeypatch):
+    from portal.documents import screening
+
+    looked_at: list[str] = []
+    check_image = screening._check_image
+
+    def counting(stream, kind):
+        looked_at.append(kind)
+        return check_image(stream, kind)
+
+    monkeypatch.setattr(screening, "_check_image", counting)
+    item = _item(case)
+    bomb = path("bomb_lossless.webp").read_bytes()
+    response = _send(public, item, *[(f"b{n}.webp", bomb) for n in range(6)], json=True)
+    files = response.get_json()["files"]
+    assert [f["status"] for f in files] == [422] * 6
+    assert all("trop grande pour être traitée" in f["message"] for f in files)
+    assert looked_at == ["webp"]  # decoded once, not six times
+    photo = path("quittance.webp").read_bytes()
+    assert _send(public, item, ("q.webp", photo), json=True).status_code == 201
+    response = _send(public, item, ("encore.webp", photo), ("q2.webp", photo), json=True)
+    assert [f["duplicate"] for f in response.get_json()["files"]] == [True, True]
+    assert looked_at == ["webp", "webp"]  # the copies were never decoded
+    assert len(_documents(case)) == 1
+
+
 def test_oversized_request_is_refused_before_reading(app, public, case):
     old = app.config["MAX_CONTENT_LENGTH"]
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
@@ -829,6 +895,7 @@ def test_client_opens_what_he_sent_and_it_is_journaled(public, org, agent, case)
     response = public.get(f"/depot/documents/{doc.id}/voir")
     assert response.status_code == 200 and response.data == photo  # the original until ready
     assert "sandbox" in response.headers["Content-Security-Policy"]
+    assert response.headers["Content-Disposition"].startswith("attachment;")  # never inline
     normalise_document(doc.id)
     response = public.get(f"/depot/documents/{doc.id}/voir")
     assert response.mimetype == "application/pdf" and response.data.startswith(b"%PDF-")

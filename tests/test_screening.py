@@ -7,9 +7,11 @@ import io
 import struct
 import zlib
 from pathlib import Path
+from unittest.mock import patch
 
+import pikepdf
 import pytest
-from PIL import ImageFile
+from PIL import ImageFile, PngImagePlugin
 
 from portal.documents.screening import (
     CHUNK,
@@ -34,6 +36,7 @@ ADVICE = {
     "malformed": "abîmé ou incomplet",
     "unreadable": "Reprenez la photo de plus près",
     "bomb": "trop grande pour être traitée",
+    "too_complex": "Ce PDF est trop lourd à ouvrir",
     "too_many_pages": "trop de pages (plus de 200)",
 }
 
@@ -148,6 +151,52 @@ def test_our_own_pixel_limit_comes_before_pillows():
     assert screen(io.BytesIO(_blank_png(7000, 8000)), "plan.png", max_bytes=LIMIT).kind == "png"
 
 
+# Screens files in a fresh interpreter and prints, after each, how much its own peak memory
+# has grown: a child process's memory is not counted in it (RUSAGE_SELF), the web process's is.
+_PEAK_PROBE = """
+import resource, sys
+from portal.documents.screening import Refusal, screen
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for name in sys.argv[1:]:
+    with open(name, "rb") as stream:
+        try:
+            verdict = screen(stream, "f", max_bytes=20 * 1024 * 1024).kind
+        except Refusal as exc:
+            verdict = exc.code
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(verdict, (after - before) // 1024)
+"""
+
+
+def test_the_web_process_never_decodes_a_bomb_itself():
+    import subprocess
+    import sys
+
+    bombs = {
+        "bomb_lossless.webp": "bomb",
+        "bomb_progressive.jpg": "jpeg",
+        "page_tree_bomb.pdf": "too_complex",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_PROBE, *(str(path(name)) for name in bombs)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert [verdict for verdict, _ in lines] == list(bombs.values())
+    # In the web process the WebP costs some 900 MB, the page tree 1.2 GB, the JPEG 50 MB.
+    assert max(int(growth_mb) for _, growth_mb in lines) < 40, done.stdout
+
+
+def test_a_png_is_measured_without_decoding_its_pixels():
+    # Pillow's getexif() on a PNG decodes every pixel to look for a late eXIf chunk.
+    with patch.object(PngImagePlugin.PngImageFile, "load", side_effect=AssertionError):
+        screened = screen(io.BytesIO(_blank_png(7000, 8000)), "plan.png", max_bytes=LIMIT)
+    assert (screened.width, screened.height) == (7000, 8000)
+
+
 def test_leading_white_space_before_the_pdf_header_is_tolerated():
     data = b"\r\n" + path("scan_3_pages.pdf").read_bytes()
     screened = screen(io.BytesIO(data), "releve.pdf", max_bytes=LIMIT)
@@ -255,6 +304,25 @@ def test_check_file_prints_the_clients_reason_and_exits_1(app):
         f"{path('tiny.png')}: refused: Cette image est trop petite pour être lue. "
         "Reprenez la photo de plus près, en pleine lumière.",
     ]
+
+
+def test_check_file_writes_the_clean_pdf_of_each_accepted_file(app, tmp_path):
+    out = tmp_path / "propres"
+    names = ("smuggled_used.pdf", "photo_iphone.heic", "tiny.png")
+    result = _run(app, "--out", out, *(path(n) for n in names))
+    assert result.exit_code == 1  # tiny.png is refused
+    assert result.output.splitlines()[:2] == [
+        f"{path('smuggled_used.pdf')}: accepted (pdf, 1 page(s)) -> {out / 'smuggled_used.pdf'}",
+        f"{path('photo_iphone.heic')}: accepted (heic, 1 page(s)) -> {out / 'photo_iphone.pdf'}",
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["photo_iphone.pdf", "smuggled_used.pdf"]
+    clean = (out / "smuggled_used.pdf").read_bytes()
+    assert clean.startswith(b"%PDF-") and clean != path("smuggled_used.pdf").read_bytes()
+    with pikepdf.open(out / "smuggled_used.pdf") as pdf:
+        assert len(pdf.pages) == 1 and not pdf.attachments
+        assert b"smuggled" not in b"".join(
+            o.read_bytes() for o in pdf.objects if isinstance(o, pikepdf.Stream)
+        )
 
 
 def test_check_file_missing_file_is_a_usage_error(app, tmp_path):

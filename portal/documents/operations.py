@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
+from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, select
@@ -32,7 +33,7 @@ from portal.documents.models import (
     Review,
     Source,
 )
-from portal.documents.screening import Refusal, Screened, screen
+from portal.documents.screening import Identity, Refusal, Screened, identify, screen
 from portal.storage import StorageError, case_prefix, get_store
 
 log = logging.getLogger(__name__)
@@ -208,17 +209,21 @@ def add_document(
     *,
     source: Source,
     max_bytes: int,
+    identity: Identity | None = None,
 ) -> Document:
     """Screen, store and index one file for a checklist line; the caller commits.
 
     Raises Refusal (the file), DocumentError (the target) or AlreadyReceived; StorageUnavailable
-    when storage is down. Nothing is stored unless every check passed.
+    when storage is down. Nothing is stored unless every check passed. The duplicate check
+    runs on the hash, before anything is decoded: the same bytes sent again cost nothing.
     """
     _check_target(case, item)
-    screened: Screened = screen(stream, filename, max_bytes=upload_limit(case, max_bytes))
-    existing = find_duplicate(case, screened.sha256)
+    limit = upload_limit(case, max_bytes)
+    identity = identity or identify(stream, max_bytes=limit)
+    existing = find_duplicate(case, identity.sha256)
     if existing is not None:
         raise AlreadyReceived(existing)
+    screened: Screened = screen(stream, filename, max_bytes=limit, identity=identity)
     key = new_key(case.org_id, case.id)
     stream.seek(0)
     _track_uncommitted(key)
@@ -270,32 +275,81 @@ def add_many(
     *,
     source: Source,
     max_bytes: int,
+    room: int | None = None,
 ) -> list[Outcome]:
     """Several files for one line: each is committed or discarded on its own.
 
-    A refused photo must not cost the client the two good ones sent with it.
+    A refused photo must not cost the client the two good ones sent with it. Every file costs
+    a decode, so one request looks at MAX_FILES_PER_UPLOAD files at most, the same bytes twice
+    get the first one's answer, and at most `room` new documents are stored (a link's budget).
     """
-    outcomes = []
-    for stream, filename in files:
+    max_files = int(current_app.config["MAX_FILES_PER_UPLOAD"])
+    outcomes: list[Outcome] = []
+    answered: dict[str, Outcome] = {}  # sha256 -> the outcome of its first copy
+    for index, (stream, filename) in enumerate(files):
         name = filename or _("document")
+        identity: Identity | None = None
+        if index >= max_files:
+            outcomes.append(Outcome(name, error=_too_many(max_files), status=422))
+            continue
+        if room is not None and sum(o.stored for o in outcomes) >= room:
+            outcomes.append(Outcome(name, error=_link_full(), status=422))
+            continue
         try:
+            identity = identify(stream, max_bytes=upload_limit(case, max_bytes))
+            if identity.sha256 in answered:
+                outcomes.append(_again(name, answered[identity.sha256]))
+                continue
             with db.session.begin_nested():
                 document = add_document(
-                    case, item, stream, filename, actor, source=source, max_bytes=max_bytes
+                    case,
+                    item,
+                    stream,
+                    filename,
+                    actor,
+                    source=source,
+                    max_bytes=max_bytes,
+                    identity=identity,
                 )
         except IntegrityError:
             # The same file sent twice at once: the other request stored it.
             message = str(AlreadyReceived.message_text)
-            outcomes.append(Outcome(name, duplicate=True, error=message, status=200))
+            outcome = Outcome(name, duplicate=True, error=message, status=200)
         except AlreadyReceived as exc:
-            outcomes.append(
-                Outcome(name, exc.existing, duplicate=True, error=str(exc.message), status=200)
+            outcome = Outcome(
+                name, exc.existing, duplicate=True, error=str(exc.message), status=200
             )
         except (Refusal, DocumentError) as exc:
-            outcomes.append(Outcome(name, error=str(exc.message), status=exc.status))
+            outcome = Outcome(name, error=str(exc.message), status=exc.status)
         else:
-            outcomes.append(Outcome(name, document))
+            outcome = Outcome(name, document)
+        outcomes.append(outcome)
+        if identity is not None:
+            answered.setdefault(identity.sha256, outcome)
     return outcomes
+
+
+def _again(name: str, first: Outcome) -> Outcome:
+    """A second copy in the same request: the first copy's answer, without a second look."""
+    if first.document is not None:
+        message = str(AlreadyReceived.message_text)
+        return Outcome(name, first.document, duplicate=True, error=message, status=200)
+    return Outcome(name, error=first.error, status=first.status, duplicate=first.duplicate)
+
+
+def _too_many(max_files: int) -> str:
+    return _(
+        "Trop de fichiers d’un coup : %(max)d au plus par envoi. Envoyez celui-ci dans un "
+        "nouvel envoi.",
+        max=max_files,
+    )
+
+
+def _link_full() -> str:
+    return _(
+        "Ce lien a reçu tous les documents qu’il peut recevoir. Demandez un nouveau lien à la "
+        "personne qui vous accompagne."
+    )
 
 
 # --- the checklist line follows its documents --------------------------------------------------

@@ -34,7 +34,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
 from portal import errors, tenancy
@@ -587,6 +587,16 @@ def consent() -> Any:
     return _back()
 
 
+def _room(link: UploadLink) -> int:
+    """How many more documents this link may store (MAX_FILES_PER_LINK in all)."""
+    stored = db.session.scalar(
+        select(func.count(Document.id)).where(
+            Document.org_id == link.org_id, Document.uploaded_by == link.ref
+        )
+    )
+    return max(0, int(current_app.config["MAX_FILES_PER_LINK"]) - int(stored or 0))
+
+
 @bp.post("/depot/elements/<int:item_id>/fichiers")
 @page_limit
 @upload_limit_per_ip
@@ -608,6 +618,7 @@ def upload(item_id: int) -> Any:
             link.ref,
             source=Source.link,
             max_bytes=int(current_app.config["MAX_UPLOAD_BYTES"]),
+            room=_room(link),
         )
         db.session.commit()
     except Exception:

@@ -1,23 +1,31 @@
 """Screening of an uploaded file before we store it: size, real type, structure, hash.
 
 The web process runs this on every upload, so memory stays bounded: bytes are hashed in
-chunks, images are decoded at reduced scale (or only checked) and PDFs are opened lazily by
-qpdf. Anything we refuse raises `Refusal`, whose message is written for the client (plain
-French, one thing to do), not for staff.
+chunks (`identify`, enough for the duplicate check, which comes before any decoding), baseline
+JPEGs are decoded at 1/8 scale and PNGs only have their chunks checked; PDFs (whose page tree
+qpdf builds whole) and the images that cannot be decoded at reduced scale (WebP, HEIC,
+progressive JPEG) are opened in a child process with a memory and CPU limit (`decoding.py`).
+Anything we refuse raises `Refusal`, whose message is written for the client (plain French,
+one thing to do), not for staff.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import subprocess
+import sys
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
-import pikepdf
 import pillow_heif
 from flask_babel import lazy_gettext as _l
 from PIL import Image
+
+from portal.documents import decoding
 
 CHUNK = 1024 * 1024
 MAX_PAGES = 200
@@ -26,6 +34,13 @@ MAX_PAGES = 200
 MAX_PIXELS = 60_000_000
 MIN_SIDE = 200
 MAX_FILENAME = 120
+# The child that decodes what cannot be decoded at reduced scale. 60 MP of WebP take some
+# 900 MB there; more is refused as too big. CPU is capped twice: by the kernel, and by a
+# wall-clock timeout for a child that waits rather than computes.
+DECODE_MEMORY = 768 * 1024 * 1024
+DECODE_CPU_SECONDS = 10
+DECODE_TIMEOUT = 30
+DECODER = Path(decoding.__file__)
 
 MIME = {
     "pdf": "application/pdf",
@@ -65,6 +80,10 @@ _MESSAGES: dict[str, Any] = {
         "Cette image est trop grande pour être traitée. Prenez une photo normale du "
         "document et envoyez-la."
     ),
+    "too_complex": _l(
+        "Ce PDF est trop lourd à ouvrir. Enregistrez-le à nouveau en PDF (Imprimer, puis "
+        "Enregistrer au format PDF), ou prenez le document papier en photo."
+    ),
 }
 
 
@@ -72,7 +91,7 @@ class Refusal(Exception):
     """A file we will not store; `message` is plain French for the client (lazy string)."""
 
     code: str  # too_large, empty, unknown_type, encrypted, malformed, unreadable, bomb,
-    # too_many_pages
+    # too_complex, too_many_pages
     message: Any  # lazy_gettext string: translated when rendered, in the reader's locale
     status: int  # 413 for too_large, else 422
 
@@ -106,6 +125,15 @@ def _too_many_pages() -> Refusal:
             max=MAX_PAGES,
         ),
     )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the bytes are, known without decoding anything: enough for the duplicate check."""
+
+    kind: str
+    size: int
+    sha256: str  # hex
 
 
 @dataclass(frozen=True)
@@ -187,14 +215,11 @@ def _hash_and_measure(stream: BinaryIO, max_bytes: int) -> tuple[int, str, bytes
 
 
 def _check_pdf(stream: BinaryIO) -> int:
-    """Page count of a PDF that opens without a user password."""
+    """Page count of a PDF that opens without a user password, counted in the child process:
+    qpdf builds the whole page tree, whatever size the file claims for it."""
     try:
-        # qpdf reads the file on demand: only the xref and the page tree are parsed here.
-        with pikepdf.open(stream) as pdf:
-            pages = len(pdf.pages)
-    except pikepdf.PasswordError:
-        raise Refusal("encrypted") from None
-    except Exception:  # whatever a hostile file makes qpdf raise, it is not a usable PDF
+        pages = int(_open_apart(stream, "pdf"))
+    except ValueError:
         raise Refusal("malformed") from None
     if pages == 0:
         raise Refusal("malformed")
@@ -222,22 +247,26 @@ def _check_image(stream: BinaryIO, kind: str) -> tuple[int, int]:
         if min(width, height) < MIN_SIDE:
             raise Refusal("unreadable")
         try:
-            orientation = image.getexif().get(0x0112)
+            # Pillow's PNG reader decodes every pixel to look for an eXIf chunk after the
+            # image data; one before it is already in `info`.
+            exif = kind != "png" or "exif" in image.info
+            orientation = image.getexif().get(0x0112) if exif else None
         except Exception:  # a broken EXIF block must not hide a readable photo
             orientation = None
+        apart = kind in {"webp", "heic"} or bool(image.info.get("progressive"))
         try:
-            if kind == "jpeg":
+            if kind == "jpeg" and not apart:
                 # libjpeg decodes at 1/8 scale but still reads every entropy-coded byte, so a
-                # cut file fails here (ImageFile.LOAD_TRUNCATED_IMAGES stays False).
+                # cut file fails here (ImageFile.LOAD_TRUNCATED_IMAGES stays False). A
+                # progressive JPEG keeps every coefficient of the full image: decoded apart.
                 image.draft(None, (max(1, width // 8), max(1, height // 8)))
-                image.load()
-            elif kind in {"webp", "heic"}:
-                # Neither format decodes at reduced scale; 60 MP caps the bitmap we build.
                 image.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise Refusal("bomb") from None
         except Exception:
             raise Refusal("malformed") from None
+    if apart:
+        _open_apart(stream, kind)
     if kind == "png":
         # verify() walks every chunk and checks its CRC without inflating the pixels;
         # it needs a fresh open and leaves that image unusable.
@@ -251,10 +280,56 @@ def _check_image(stream: BinaryIO, kind: str) -> tuple[int, int]:
     return width, height
 
 
-def screen(stream: BinaryIO, filename: str | None, *, max_bytes: int) -> Screened:
-    """Check an upload and describe it; raises Refusal. Leaves the stream at position 0.
+def _open_apart(stream: BinaryIO, kind: str) -> str:
+    """Open the whole file in a child process with a memory and CPU limit (`decoding.py`);
+    what it printed (a PDF's page count). Raises Refusal for what it could not open.
 
-    The stream must be seekable (werkzeug spools uploads to a temporary file).
+    The child reads the spooled upload by name when there is one, else the bytes on stdin
+    (small uploads stay in memory).
+    """
+    command = [
+        sys.executable,
+        "-I",
+        str(DECODER),
+        "PDF" if kind == "pdf" else PILLOW_FORMAT[kind],
+        str(DECODE_MEMORY),
+        str(DECODE_CPU_SECONDS),
+    ]
+    name = getattr(stream, "name", None)
+    data = None
+    stream.seek(0)  # a seek also flushes what a buffered writer still holds
+    if isinstance(name, str) and os.path.isfile(name):
+        command.append(name)
+    else:
+        data = stream.read()
+    # Few malloc arenas: each thread's arena reserves 64 MB of the limited address space.
+    env = {"MALLOC_ARENA_MAX": "2", "OMP_THREAD_LIMIT": "1"}
+    try:
+        done = subprocess.run(  # noqa: S603  (our interpreter and script; the file is data)
+            command, input=data, capture_output=True, timeout=DECODE_TIMEOUT, env=env, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise _too_big(kind) from None
+    finally:
+        stream.seek(0)
+    if done.returncode == decoding.MALFORMED:
+        raise Refusal("malformed")
+    if done.returncode == decoding.ENCRYPTED:
+        raise Refusal("encrypted")
+    if done.returncode == decoding.BOMB or done.returncode < 0:
+        raise _too_big(kind)
+    if done.returncode != 0:  # the child itself is broken: our fault, not the client's
+        raise RuntimeError(f"file checker exited {done.returncode}: {done.stderr[-500:]!r}")
+    return done.stdout.decode("ascii", "replace").strip()
+
+
+def _too_big(kind: str) -> Refusal:
+    return Refusal("too_complex") if kind == "pdf" else Refusal("bomb")
+
+
+def identify(stream: BinaryIO, *, max_bytes: int) -> Identity:
+    """Size, SHA-256 and kind from the bytes alone; raises Refusal (too_large, empty,
+    unknown_type). Nothing is decoded: the duplicate check runs on this. Rewinds the stream.
     """
     stream.seek(0)
     try:
@@ -265,11 +340,27 @@ def screen(stream: BinaryIO, filename: str | None, *, max_bytes: int) -> Screene
                 raise _too_large(max_bytes)
         else:
             size, sha256, head = _hash_and_measure(stream, max_bytes)
-        if size == 0:
-            raise Refusal("empty")
-        kind = _sniff(head)
-        if kind is None:
-            raise Refusal("unknown_type")
+    finally:
+        stream.seek(0)
+    if size == 0:
+        raise Refusal("empty")
+    kind = _sniff(head)
+    if kind is None:
+        raise Refusal("unknown_type")
+    return Identity(kind=kind, size=size, sha256=sha256)
+
+
+def screen(
+    stream: BinaryIO, filename: str | None, *, max_bytes: int, identity: Identity | None = None
+) -> Screened:
+    """Check an upload and describe it; raises Refusal. Leaves the stream at position 0.
+
+    The stream must be seekable (werkzeug spools uploads to a temporary file). `identity`,
+    when the caller already has it from `identify`, saves reading the bytes again.
+    """
+    identity = identity or identify(stream, max_bytes=max_bytes)
+    kind = identity.kind
+    try:
         stream.seek(0)
         width: int | None = None
         height: int | None = None
@@ -283,8 +374,8 @@ def screen(stream: BinaryIO, filename: str | None, *, max_bytes: int) -> Screene
     return Screened(
         kind=kind,
         mime=MIME[kind],
-        size=size,
-        sha256=sha256,
+        size=identity.size,
+        sha256=identity.sha256,
         filename=sanitise_filename(filename, kind),
         pages=pages,
         width=width,

@@ -64,8 +64,11 @@ def serve(document: Document, how: str, actor: str) -> Response:
     what, action, inline = VIEWS[how]
     if what == "best":
         # The PDF version is what people should read: scripts removed, pages upright, HEIC shown.
+        # Until it exists (pending, or normalisation failed) the original is still hostile: it
+        # goes out as a download, never rendered by the browser as one of our pages.
         served = variant(document, "pdf") or variant(document, "original")
         what = "pdf" if served and served.key != document.storage_key else "original"
+        inline = inline and what == "pdf"
     else:
         served = variant(document, what)
     if served is None:

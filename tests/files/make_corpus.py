@@ -245,6 +245,75 @@ def javascript_pdf() -> None:
     save_pdf(pdf, "javascript.pdf")
 
 
+def _smuggle_kit(pdf: pikepdf.Pdf, tag: str) -> dict[str, Dictionary]:
+    """One of each object a clean copy must not carry, labelled with `tag` to find leaks."""
+    spec = pikepdf.AttachedFileSpec(
+        pdf, f"MZ smuggled payload {tag}".encode(), filename=f"charge-{tag}.exe"
+    )
+    return {
+        "filespec": spec.obj,
+        "launch": Dictionary(S=Name.Launch, F=String(f"calc-{tag}.exe")),
+        "script": Dictionary(S=Name.JavaScript, JS=String(f"app.alert('{tag}');")),
+        "uri": Dictionary(S=Name.URI, URI=String(f"https://example.invalid/{tag}")),
+        "submit": Dictionary(S=Name.SubmitForm, F=String(f"https://example.invalid/collect-{tag}")),
+        "import": Dictionary(S=Name.ImportData, F=String(f"donnees-{tag}.fdf")),
+        "remote": Dictionary(S=Name.GoToR, F=String(f"autre-{tag}.pdf"), D=Array([0, Name.Fit])),
+        "media": Dictionary(
+            Type=Name.Annot, Subtype=Name.RichMedia, RichMediaContent=Dictionary(Assets=spec.obj)
+        ),
+    }
+
+
+def smuggled_resources_pdf() -> None:
+    """Payloads under non-standard keys of /Resources and under names no content uses.
+
+    Nothing triggers them, but a copy that keeps the page's resources whole keeps them too.
+    """
+    pdf = pikepdf.new()
+    page = text_page(pdf, ["Avis de situation declarative", "Reference : SMUG-1"])
+    kit = _smuggle_kit(pdf, "res")
+    resources = page.obj.Resources
+    resources.Pochette = Dictionary(
+        Fichier=kit["filespec"], Lancer=kit["launch"], Script=kit["script"]
+    )
+    resources.Font.F9 = pdf.make_indirect(
+        Dictionary(Type=Name.Font, Subtype=Name.Type1, BaseFont=Name.Courier, A=kit["remote"])
+    )
+    unused = pdf.make_stream(b"0 0 10 10 re f")
+    unused.Type, unused.Subtype, unused.BBox = Name.XObject, Name.Form, Array([0, 0, 10, 10])
+    unused.Resources = Dictionary(Pochette=Dictionary(Lien=kit["uri"], Media=kit["media"]))
+    resources.XObject = Dictionary(Inutile=unused)
+    resources.ExtGState = Dictionary(Envoi=Dictionary(Type=Name.ExtGState, A=kit["submit"]))
+    resources.Properties = Dictionary(Import=Dictionary(A=kit["import"]))
+    save_pdf(pdf, "smuggled_resources.pdf")
+
+
+def smuggled_used_pdf() -> None:
+    """Payloads hanging off objects the page really draws: its font, a form XObject, a gstate.
+
+    Pruning unused resources keeps these objects, so only the sweep of the whole object graph
+    finds what they carry.
+    """
+    pdf = pikepdf.new()
+    page = text_page(pdf, ["Attestation de loyer", "Bailleur : SCI Exemple"])
+    kit = _smuggle_kit(pdf, "used")
+    font = page.obj.Resources.Font.F1
+    font.Extra = kit["submit"]
+    # Bytes with no type at all: no name marks them, only rebuilding the font leaves them out.
+    font.Blob = pdf.make_stream(b"MZ smuggled untyped payload used")
+    form = pdf.make_stream(b"BT /F1 12 Tf 72 600 Td (Montant du : 512,00 EUR) Tj ET")
+    form.Type, form.Subtype, form.BBox = Name.XObject, Name.Form, Array([0, 0, 595, 842])
+    form.Resources = Dictionary(Font=Dictionary(F1=font), Pochette=kit["media"])
+    form.Aller, form.Pieces, form.Lien = kit["remote"], kit["import"], kit["uri"]
+    form.Blob = pdf.make_stream(b"PK smuggled untyped archive used")
+    gstate = Dictionary(Type=Name.ExtGState, CA=1, Attache=kit["filespec"], Lancer=kit["launch"])
+    gstate.Script = kit["script"]
+    page.obj.Resources.XObject = Dictionary(Fx=form)
+    page.obj.Resources.ExtGState = Dictionary(GS1=gstate)
+    page.obj.Contents = pdf.make_stream(page.obj.Contents.read_bytes() + b"\n/GS1 gs /Fx Do")
+    save_pdf(pdf, "smuggled_used.pdf")
+
+
 def owner_password_pdf() -> None:
     """Encrypted with an owner password only: anyone can open it, printing is restricted."""
     pdf = pikepdf.new()
@@ -285,6 +354,16 @@ def too_many_pages_pdf() -> None:
     save_pdf(pdf, "too_many_pages.pdf", object_stream_mode=pikepdf.ObjectStreamMode.generate)
 
 
+def page_tree_bomb_pdf() -> None:
+    """One page listed 400,000 times in a 4 KB file (the page tree sits in a compressed
+    object stream): qpdf copies the page for each entry, a gigabyte to count the pages."""
+    pdf = pikepdf.new()
+    page = pdf.add_blank_page(page_size=A4).obj
+    pdf.Root.Pages.Kids = Array([page] * 400_000)
+    pdf.Root.Pages.Count = 400_000
+    save_pdf(pdf, "page_tree_bomb.pdf", object_stream_mode=pikepdf.ObjectStreamMode.generate)
+
+
 def no_pages_pdf() -> None:
     save_pdf(pikepdf.new(), "no_pages.pdf")
 
@@ -309,6 +388,21 @@ def bomb_png() -> None:
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     (HERE / "bomb.png").write_bytes(data)
+
+
+def lossless_webp_bomb() -> None:
+    """7740 x 7740 white pixels (just under our 60 MP) in about 2 KB: a gigabyte to decode."""
+    Image.new("RGB", (7740, 7740), "white").save(
+        HERE / "bomb_lossless.webp", "WEBP", lossless=True, quality=100, method=6
+    )
+
+
+def progressive_jpeg_bomb() -> None:
+    """7740 x 7740 grey progressive JPEG: libjpeg keeps every coefficient of it while decoding,
+    whatever the scale asked for."""
+    image = Image.new("L", (7740, 7740), 235)
+    ImageDraw.Draw(image).text((400, 400), "Avis d'echeance", fill=20, font=font(400))
+    image.save(HERE / "bomb_progressive.jpg", "JPEG", quality=20, progressive=True)
 
 
 def tiny_png() -> None:
@@ -353,12 +447,17 @@ def main() -> None:
         heic_photo,
         form_pdf,
         javascript_pdf,
+        smuggled_resources_pdf,
+        smuggled_used_pdf,
         owner_password_pdf,
         user_password_pdf,
         too_many_pages_pdf,
+        page_tree_bomb_pdf,
         no_pages_pdf,
         truncated_jpeg,
         bomb_png,
+        lossless_webp_bomb,
+        progressive_jpeg_bomb,
         tiny_png,
         small_files,
     ):
