@@ -128,7 +128,7 @@ def _gone(link: UploadLink) -> Any:
         _("Ce lien ne fonctionne plus"),
         _(
             "Il a expiré ou il a été arrêté. Pour envoyer vos documents, demandez un nouveau "
-            "lien à %(org)s.",
+            "lien à l’équipe qui suit votre dossier (%(org)s).",
             org=org.name if org else "",
         ),
         410,
