@@ -197,6 +197,18 @@ def test_record_a_proof_of_filing_from_the_phone(browser, scene):
     )
     page = context.new_page()
     page.goto(f"{scene.url}/l/{scene.token}")
+
+    # A value saved: the page reloads and focus lands on the confirmation, so a screen reader
+    # reads it (a status already on the page when it loads is not read out).
+    value_item = next(i for i in scene.case.items if i.code == "ca_bnc")
+    value_block = page.locator(f"#element-{value_item.id}")
+    value_block.get_by_label("Votre réponse").fill("2350")
+    value_block.get_by_role("button", name="Enregistrer").click()
+    confirmation = page.locator(f"#element-{value_item.id}").get_by_role("status")
+    expect(confirmation).to_have_text("C’est enregistré. Merci !")
+    expect(confirmation).to_be_focused()
+    assert_accessible(page, "link page, a value saved")
+
     section = page.locator(f"#depot-{scene.case.id}")
     section.get_by_text("J’ai fait ma déclaration sur le site").click()
     section.get_by_label("Le numéro donné par le site").fill("URS-12345")

@@ -229,7 +229,7 @@ def test_a_quarter_of_a_quarterly_micro_entrepreneur_who_files(smtp, org, agent)
         (ReminderKind.client_before, date(2027, 1, 18)),
         (ReminderKind.client_before, date(2027, 1, 25)),
     ]  # no D-2 (30/01) and no relance (02/02): the client filed on the 27th
-    assert smtp.subjects(CLIENT_EMAIL) == ["CA URSSAF : à faire avant le 1 février 2027"] * 2
+    assert smtp.subjects(CLIENT_EMAIL) == ["CA URSSAF : à faire avant le 1er février 2027"] * 2
 
 
 # --- rules and opt-outs -----------------------------------------------------------------------
