@@ -518,9 +518,8 @@ def file_case(case_id: int) -> Any:
     db.session.commit()
     flash(
         _(
-            "Merci ! Votre dépôt est noté. L’équipe qui suit votre dossier (%(org)s) va "
-            "vérifier et vous prévenir s’il manque quelque chose.",
-            org=g.link_org.name,
+            "Merci ! Votre dépôt est noté. L’équipe qui suit votre dossier va vérifier et "
+            "vous prévenir s’il manque quelque chose."
         ),
         "success",
     )
