@@ -10,7 +10,7 @@ from flask import Flask, g
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from portal import background, config, errors, security, storage, tenancy
+from portal import background, config, dates, errors, security, storage, tenancy
 from portal.db import db
 from portal.extensions import babel, csrf, limiter, login_manager, migrate
 from portal.uploads import UploadRequest
@@ -53,6 +53,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     babel.init_app(app, locale_selector=_locale)
+    dates.init_app(app)  # « 1er janvier » in every template's dateformat/datetimeformat
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
 
     from portal.accounts.operations import load_session_user

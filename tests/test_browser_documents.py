@@ -14,7 +14,7 @@ from portal.cases.operations import open_case
 from portal.db import db
 from portal.documents.models import Document, Review
 from tests import corpus, factories
-from tests.browser import live_server
+from tests.browser import assert_accessible, live_server
 from tests.services import REPO
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -64,6 +64,7 @@ def test_staff_drop_a_file_then_refuse_it_with_a_reason(browser, staff_case):
     expect(line).to_have_attribute("data-status", "received")
     expect(line.locator(".document")).to_contain_text("relevé octobre.pdf")
     expect(line.locator(".document")).to_contain_text("3 pages")
+    assert_accessible(page, "case page, a document to review")
 
     line.get_by_label("Raison du refus").select_option(label="Incomplet")
     line.get_by_label("Précision (l'usager la verra)").fill("Il manque le verso")
@@ -71,6 +72,7 @@ def test_staff_drop_a_file_then_refuse_it_with_a_reason(browser, staff_case):
     line = page.locator("#element-releves_bancaires")
     expect(line).to_have_attribute("data-status", "rejected")
     expect(line).to_contain_text("Incomplet : Il manque le verso")
+    assert_accessible(page, "case page, a document refused")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "case-documents.png"), full_page=True)
     page.close()

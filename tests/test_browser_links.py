@@ -18,7 +18,7 @@ from portal.documents.links import create_link
 from portal.documents.models import Document, RefusalReason, Review
 from portal.documents.operations import review_document
 from tests import corpus, factories
-from tests.browser import live_server
+from tests.browser import assert_accessible, live_server
 from tests.services import REPO
 
 pytestmark = pytest.mark.browser
@@ -82,6 +82,7 @@ def test_photograph_a_paper_see_it_received_then_see_the_refusal(browser, scene)
     expect(page.locator(".public-head")).to_contain_text("Association Photo-Dépôt")
     expect(page.locator(".public-head")).to_contain_text("03 88 00 00 00")
     assert _overflow(page) <= 0
+    assert_accessible(page, "link page at 360 px")
 
     block = page.locator(f"#element-{scene.item.id}")
     expect(block.locator(".item-state")).to_contain_text("À envoyer")
@@ -105,12 +106,14 @@ def test_photograph_a_paper_see_it_received_then_see_the_refusal(browser, scene)
     expect(block.get_by_role("button", name="Supprimer photo_rotated.jpg")).to_be_visible()
     assert _overflow(page) <= 0
     _shot(page, "link-received-phone")
+    assert_accessible(page, "link page, a file received in place")
 
     # A refused file: told at once, nothing stored.
     camera.set_input_files(str(corpus.path("page_html.pdf")))
     expect(block.locator(".progress-list .outcome.refused")).to_contain_text(
         "Ce type de fichier n’est pas accepté"
     )
+    assert_accessible(page, "link page, a file turned away in place")
 
     _refuse_the_upload(scene)
     page.reload()
@@ -121,6 +124,7 @@ def test_photograph_a_paper_see_it_received_then_see_the_refusal(browser, scene)
     expect(block.get_by_role("button", name="Supprimer photo_rotated.jpg")).to_have_count(0)
     assert _overflow(page) <= 0
     _shot(page, "link-refused-phone")
+    assert_accessible(page, "link page, a document refused by staff")
     context.close()
 
 
@@ -138,6 +142,7 @@ def test_without_javascript_the_plain_form_works(browser, scene):
     expect(block.get_by_role("status")).to_contain_text("« scan_3_pages.pdf » est bien reçu.")
     expect(block.locator(".item-state")).to_contain_text("Reçu, en cours de vérification")
     assert _overflow(page) <= 0
+    assert_accessible(page, "link page without JavaScript, a file received")
 
     # A typed value with a mistake: the error sits next to the field.
     value_item = next(i for i in scene.case.items if i.code == "ca_bnc")
@@ -148,6 +153,7 @@ def test_without_javascript_the_plain_form_works(browser, scene):
     expect(value_block.get_by_role("alert")).to_contain_text("Tapez un nombre")
     expect(value_block.get_by_label("Votre réponse")).to_have_attribute("aria-invalid", "true")
     assert _overflow(page) <= 0
+    assert_accessible(page, "link page without JavaScript, a value in error")
     context.close()
 
 
@@ -161,6 +167,7 @@ def test_staff_create_a_link_copy_it_and_the_client_opens_it(browser, scene):
     page.goto(f"{scene.url}/usagers/{scene.case.client_id}")
     panel = page.locator("#liens")
     expect(panel).to_contain_text("Liens de dépôt")
+    assert_accessible(page, "client page, links panel")
     panel.get_by_label("Dossiers concernés").select_option(str(scene.case.id))
     panel.get_by_label("Valable pendant (jours)").fill("7")
     panel.get_by_role("button", name="Créer le lien").click()
@@ -170,6 +177,7 @@ def test_staff_create_a_link_copy_it_and_the_client_opens_it(browser, scene):
     page.get_by_role("button", name="Copier le lien").click()
     expect(page.locator(".copy-status")).to_have_text("Lien copié.")
     _shot(page, "link-created")
+    assert_accessible(page, "link created")
     page.go_back()
     page.reload()
     expect(page.locator("#liens tbody tr")).to_have_count(2)
@@ -189,6 +197,18 @@ def test_record_a_proof_of_filing_from_the_phone(browser, scene):
     )
     page = context.new_page()
     page.goto(f"{scene.url}/l/{scene.token}")
+
+    # A value saved: the page reloads and focus lands on the confirmation, so a screen reader
+    # reads it (a status already on the page when it loads is not read out).
+    value_item = next(i for i in scene.case.items if i.code == "ca_bnc")
+    value_block = page.locator(f"#element-{value_item.id}")
+    value_block.get_by_label("Votre réponse").fill("2350")
+    value_block.get_by_role("button", name="Enregistrer").click()
+    confirmation = page.locator(f"#element-{value_item.id}").get_by_role("status")
+    expect(confirmation).to_have_text("C’est enregistré. Merci !")
+    expect(confirmation).to_be_focused()
+    assert_accessible(page, "link page, a value saved")
+
     section = page.locator(f"#depot-{scene.case.id}")
     section.get_by_text("J’ai fait ma déclaration sur le site").click()
     section.get_by_label("Le numéro donné par le site").fill("URS-12345")
@@ -196,6 +216,7 @@ def test_record_a_proof_of_filing_from_the_phone(browser, scene):
         str(corpus.path("photo_rotated.jpg"))
     )
     assert _overflow(page) <= 0
+    assert_accessible(page, "link page, filing form open")
     section.get_by_role("button", name="C’est fait : j’ai déposé").click()
     expect(page.get_by_role("status").first).to_contain_text("Merci ! Votre dépôt est noté.")
     done = page.locator(f"#depose-{scene.case.id}")
@@ -207,6 +228,7 @@ def test_record_a_proof_of_filing_from_the_phone(browser, scene):
     expect(page.locator("details.filing")).to_have_count(1)
     assert _overflow(page) <= 0
     _shot(page, "link-filed-phone")
+    assert_accessible(page, "link page, filed")
     context.close()
 
     db.session.expire_all()

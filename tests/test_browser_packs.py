@@ -12,7 +12,7 @@ from portal.accounts.models import Role
 from portal.db import db
 from portal.packs.models import Pack, PackStatus
 from tests import factories
-from tests.browser import live_server
+from tests.browser import assert_accessible, live_server
 from tests.conftest import run_worker
 from tests.test_packs import _ready_case
 
@@ -49,6 +49,7 @@ def test_ask_watch_and_download_a_pack(browser, pack_case, settings, app, tmp_pa
     panel = page.locator("#pochette")
     expect(panel).to_contain_text("Pochette v1 en attente de préparation")
     expect(panel.locator("progress")).to_be_visible()
+    assert_accessible(page, "case page, pack queued")
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
     run = run_worker(settings)
@@ -57,8 +58,22 @@ def test_ask_watch_and_download_a_pack(browser, pack_case, settings, app, tmp_pa
     expect(page.locator("#pochette")).to_contain_text("Pochette v1 prête", timeout=15_000)
     assert page.evaluate("window.__sameDocument") is True
     expect(page.locator("#pack-announce")).to_have_text("Pochette v1 prête")
+    assert_accessible(page, "case page, pack ready")
+    # The same visible words, but each link's name says what it downloads.
+    links = page.get_by_role("link")
+    expect(links.filter(has_text="Télécharger le PDF")).to_have_count(2)
+    expect(page.get_by_role("link", name="Télécharger le PDF", exact=True)).to_have_count(0)
+    expect(
+        page.get_by_role("link", name="Télécharger le PDF de « scan_3_pages.pdf »", exact=True)
+    ).to_have_count(1)
+    expect(
+        page.get_by_role("link", name="Télécharger l'original de « scan_3_pages.pdf »", exact=True)
+    ).to_have_count(1)
+    expect(
+        page.get_by_role("link", name="Fichiers à déposer (ZIP) de la pochette v1", exact=True)
+    ).to_have_count(1)
     with page.expect_download() as info:
-        page.locator("#pochette").get_by_role("link", name="Télécharger le PDF").click()
+        page.get_by_role("link", name="Télécharger le PDF de la pochette v1", exact=True).click()
     saved = tmp_path / info.value.suggested_filename
     info.value.save_as(saved)
     page.close()

@@ -303,6 +303,13 @@ def test_expired_link_is_410_with_the_contact_and_nothing_about_the_client(app, 
     html = response.get_data(as_text=True)
     assert response.status_code == 410
     assert "Association Les Tilleuls" in html
+    # The organisation's name stands alone: never « à Association… » or « de Association… ».
+    assert (
+        "demandez un nouveau lien à l’équipe qui suit votre dossier (Association Les Tilleuls)."
+        in html
+    )
+    assert "seule l’équipe qui suit votre dossier (Association Les Tilleuls) voit ce que" in html
+    assert "de Association" not in html and "à Association" not in html
     assert "01 23 45 67 89" in html and org.contact_email in html
     assert "Inès" not in html and "Martinez" not in html
     assert "Navigation principale" not in html

@@ -229,7 +229,7 @@ def test_a_quarter_of_a_quarterly_micro_entrepreneur_who_files(smtp, org, agent)
         (ReminderKind.client_before, date(2027, 1, 18)),
         (ReminderKind.client_before, date(2027, 1, 25)),
     ]  # no D-2 (30/01) and no relance (02/02): the client filed on the 27th
-    assert smtp.subjects(CLIENT_EMAIL) == ["CA URSSAF : à faire avant le 1 février 2027"] * 2
+    assert smtp.subjects(CLIENT_EMAIL) == ["CA URSSAF : à faire avant le 1er février 2027"] * 2
 
 
 # --- rules and opt-outs -----------------------------------------------------------------------
@@ -322,7 +322,12 @@ def test_client_emails_hold_first_name_procedure_and_date_only(smtp, org, agent)
     assert "Il manque encore 1 élément pour la préparer." in text
     assert "Association Les Tilleuls" in text and "Bonjour Inès," in html
     # No active link: no link, and the client is told how else to send.
-    assert "/l/" not in text and "demandez-lui un lien" in text
+    assert "/l/" not in text
+    # The organisation's name stands alone (never « à Association… », « de Association… »).
+    assert (
+        "Apportez-les à l’équipe qui suit votre dossier (Association Les Tilleuls), "
+        "ou demandez-lui un lien pour les envoyer." in " ".join(text.split())
+    )
     for body in (text, html):
         assert "Martinez" not in body and "DOSSIER-4242" not in body
 
@@ -335,6 +340,9 @@ def test_client_emails_hold_first_name_procedure_and_date_only(smtp, org, agent)
     [relance] = smtp.to(CLIENT_EMAIL)
     text, html = _parts(relance)
     assert relance["Subject"] == "CA URSSAF : la date limite était le 31 décembre 2026"
+    assert "dites-le à l’équipe qui suit votre dossier (Association Les Tilleuls)." in " ".join(
+        text.split()
+    )
     for body in (text, html):
         assert "12345" not in body and "12 345" not in body and "Martinez" not in body
 

@@ -208,10 +208,10 @@ def test_archived_client_warned_30_days_before_once_then_erased(smtp, org, agent
     assert sorted(r[0] for r, _m in smtp.messages) == sorted([admin.email, second.email])
     assert smtp.to(agent.email) == []
     message = smtp.to(admin.email)[0]
-    assert message["Subject"] == ("Pochette : 1 usager archivé sera effacé le 1 décembre 2029")
+    assert message["Subject"] == ("Pochette : 1 usager archivé sera effacé le 1er décembre 2029")
     text, html = _parts(message)
     assert client.reference in text and client.reference in html
-    assert "effacé le 1 décembre 2029" in text and f"/usagers/{client.id}" in text
+    assert "effacé le 1er décembre 2029" in text and f"/usagers/{client.id}" in text
     assert "Victor" not in text and "Secret" not in html  # references, never names
     db.session.refresh(client)
     assert client.retention_notice_on == date(2029, 11, 1)
@@ -297,7 +297,7 @@ def test_a_notice_the_mail_server_refused_is_sent_by_the_retry(app, smtp, org, a
     assert row.status == ReminderStatus.failed and smtp.messages == []
     outcome = retry(utcnow() + timedelta(minutes=16))  # composed by portal.privacy.retention
     assert outcome.sent == 1
-    assert "sera effacé le 1 décembre 2029" in str(smtp.to(admin.email)[0]["Subject"])
+    assert "sera effacé le 1er décembre 2029" in str(smtp.to(admin.email)[0]["Subject"])
 
 
 # --- links, the daily list, the CLI -------------------------------------------------------------

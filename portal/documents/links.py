@@ -15,7 +15,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -25,6 +24,7 @@ from portal.accounts.models import Organisation, Role, User
 from portal.cases.models import ACTIVE_STATUSES, Case, ChecklistItem, ItemKind
 from portal.cases.queries import client_cases
 from portal.clients.models import Client
+from portal.dates import format_date
 from portal.db import db, utcnow
 from portal.documents.models import UploadLink
 from portal.security import new_token, token_digest

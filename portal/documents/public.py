@@ -129,7 +129,7 @@ def _gone(link: UploadLink) -> Any:
         _("Ce lien ne fonctionne plus"),
         _(
             "Il a expiré ou il a été arrêté. Pour envoyer vos documents, demandez un nouveau "
-            "lien à %(org)s.",
+            "lien à l’équipe qui suit votre dossier (%(org)s).",
             org=org.name if org else "",
         ),
         410,
@@ -534,9 +534,8 @@ def file_case(case_id: int) -> Any:
     db.session.commit()
     flash(
         _(
-            "Merci ! Votre dépôt est noté. %(org)s va vérifier et vous prévenir s’il manque "
-            "quelque chose.",
-            org=g.link_org.name,
+            "Merci ! Votre dépôt est noté. L’équipe qui suit votre dossier va vérifier et "
+            "vous prévenir s’il manque quelque chose."
         ),
         "success",
     )

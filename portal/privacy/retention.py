@@ -28,7 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from flask_babel import force_locale, format_date, ngettext
+from flask_babel import force_locale, ngettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select
 
@@ -37,6 +37,7 @@ from portal.accounts.models import Organisation, Role, User
 from portal.cases.deadlines import add_months
 from portal.cases.models import Case, CaseStatus, ChecklistItem
 from portal.clients.models import Client
+from portal.dates import format_date
 from portal.db import db, utcnow
 from portal.documents.models import Document, UploadLink
 from portal.packs.models import Pack

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from flask_babel import force_locale, format_date
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +29,7 @@ from portal.cases.models import Case, CaseStatus
 from portal.cases.operations import missing_required, procedure_of
 from portal.checklists.catalog import catalog
 from portal.clients.models import Client
+from portal.dates import format_date
 from portal.db import db, utcnow
 from portal.documents import links
 from portal.documents.models import UploadLink

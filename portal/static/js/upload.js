@@ -114,7 +114,13 @@
         input.addEventListener("change", onChange);
       });
     });
-    var invalid = document.querySelector("[aria-invalid='true']");
-    if (invalid) invalid.focus();
+  });
+
+  // After a post: the field in error, else the message that says what happened (a status
+  // already on the page when it loads is not read out; focus makes screen readers read it).
+  // On load, not earlier: the browser's jump to the #element-… fragment would take focus away.
+  window.addEventListener("load", function () {
+    var target = document.querySelector("[aria-invalid='true']") || document.querySelector("[data-announce]");
+    if (target) target.focus();
   });
 })();
