@@ -278,24 +278,43 @@ def assemble(
     author: str,
     watermark: str | None,
     documents_label: str,
+    dividers: bytes | Path | None = None,
 ) -> Assembled:
-    """Write the pack to `out`: sections, then every chapter's documents, stamped and swept."""
+    """Write the pack to `out`: sections, then every chapter's documents, stamped and swept.
+
+    `dividers`, when given, holds one title page per part (in chapter order), put before that
+    part's pages so the client sees what follows and how long it is.
+    """
     with contextlib.ExitStack() as stack:
         opened = sections if isinstance(sections, Path) else io.BytesIO(sections)
         source = stack.enter_context(pikepdf.open(opened))
+        titles = None
+        if dividers is not None:
+            raw = dividers if isinstance(dividers, Path) else io.BytesIO(dividers)
+            titles = stack.enter_context(pikepdf.open(raw))
+            wanted = sum(len(chapter.parts) for chapter in chapters)
+            if len(titles.pages) != wanted:
+                raise ValueError(f"{len(titles.pages)} title pages for {wanted} documents")
         pdf = stack.enter_context(pikepdf.new())
         pdf.pages.extend(source.pages)
         outline_entries: list[pikepdf.OutlineItem] = [
             pikepdf.OutlineItem(name, index) for name, index in section_bookmarks(source)
         ]
         documents_entry = None
+        document_pages = 0
+        index = 0
         for chapter in chapters:
             chapter_entry = None
             for part in chapter.parts:
+                title_page = titles.pages[index] if titles is not None else None
+                index += 1
                 try:
                     document = stack.enter_context(pikepdf.open(part.path))
                     start = len(pdf.pages)
+                    if len(document.pages) and title_page is not None:
+                        pdf.pages.append(title_page)
                     pdf.pages.extend(document.pages)
+                    document_pages += len(document.pages)
                 except pikepdf.PdfError as exc:
                     raise BadPart(part) from exc
                 if len(pdf.pages) == start:
@@ -307,7 +326,6 @@ def assemble(
                     chapter_entry = pikepdf.OutlineItem(chapter.label, start)
                     documents_entry.children.append(chapter_entry)
                 chapter_entry.children.append(pikepdf.OutlineItem(part.label, start))
-        document_pages = len(pdf.pages) - len(source.pages)
 
         with pdf.open_outline() as outline:
             outline.root.extend(outline_entries)
