@@ -7,6 +7,7 @@ pypdfium2 (the text a person sees, page by page).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 from datetime import date
@@ -23,6 +24,7 @@ from portal.documents.models import Document, Normalisation, RefusalReason, Revi
 from portal.documents.operations import add_document, review_document
 from portal.documents.processing import normalise_document
 from portal.documents.screening import Refusal
+from portal.packs import content as pack_content
 from portal.packs.assembling import Chapter, Part, active_keys, assemble
 from portal.packs.building import BuildError, build, inputs_digest
 from portal.packs.content import gather
@@ -53,7 +55,18 @@ ACTIVE = {"/JavaScript", "/JS", "/OpenAction", "/AA", "/EmbeddedFiles", "/AcroFo
 
 
 @pytest.fixture
-def case(org, agent):
+def uploads(monkeypatch):
+    """The engine's tests merge the income-tax case's papers as they would for a portal that
+    takes uploads: impots.gouv takes none, so its real pack has no papers and no ZIP
+    (test_papers_stay_out_of_a_pack_whose_portal_takes_none)."""
+    real = pack_content.procedure_of
+    monkeypatch.setattr(
+        pack_content, "procedure_of", lambda case: dataclasses.replace(real(case), uploads=True)
+    )
+
+
+@pytest.fixture
+def case(org, agent, uploads):
     client = factories.MicroClientFactory(org=org, first_name="Inès", last_name="Martin")
     return open_case(client, "impots-revenus", agent.ref, today=TODAY, period_label="2025")
 
@@ -212,25 +225,31 @@ def test_pack_pdf_read_back(filled, org, agent, tmp_path):
     starts = [entry[1] for entry in outline]
     assert starts[0] == 0 and starts == sorted(starts) and len(set(starts)) == 5
     section_pages = starts[4]
-    assert total == section_pages + document_pages
+    # Each document comes after a title page of its own.
+    assert total == section_pages + document_pages + len(documents)
     [(_, _, lines)] = [e for e in outline if e[0] == "Documents"]
     assert [(label, page) for label, page, _ in lines] == [
         (AVIS, section_pages),
-        (RECAP, section_pages + 4),
+        (RECAP, section_pages + 6),
     ]
     assert [(name, page) for name, page, _ in lines[0][2]] == [
         ("photo_rotated.jpg", section_pages),
-        ("scan_3_pages.pdf", section_pages + 1),
+        ("scan_3_pages.pdf", section_pages + 2),
     ]
     assert [(name, page) for name, page, _ in lines[1][2]] == [
-        ("javascript.pdf", section_pages + 4)
+        ("javascript.pdf", section_pages + 6)
     ]
 
     texts = _texts(built.pdf)
     everything = "\n".join(texts)
-    # The javascript.pdf bookmark really points at its page (the only text-bearing document).
-    assert "Facture d'electricite" in texts[section_pages + 4]
-    assert "Facture d'electricite" not in "\n".join(texts[: section_pages + 4])
+    # The title pages say what follows and how long it is.
+    assert _flat(texts[section_pages]).startswith(f"{AVIS}, 1 page Document 1 sur 2")
+    assert "Fichier : photo_rotated.jpg" in texts[section_pages]
+    assert _flat(texts[section_pages + 2]).startswith(f"{AVIS}, 3 pages Document 2 sur 2")
+    assert _flat(texts[section_pages + 6]).startswith(f"{RECAP}, 1 page Fichier : javascript.pdf")
+    # The javascript.pdf bookmark leads to its title page, its text just after.
+    assert "Facture d'electricite" in texts[section_pages + 7]
+    assert "Facture d'electricite" not in "\n".join(texts[: section_pages + 7])
 
     # Cover.
     cover = _flat(texts[0])
@@ -238,8 +257,10 @@ def test_pack_pdf_read_back(filled, org, agent, tmp_path):
         org.name,
         "Inès Martin",
         "Déclaration annuelle des revenus (impôt sur le revenu, 2042 et 2042-C-PRO)",
-        "Période : 2025",
-        "04/06/2026",
+        "Période : revenus 2025, déclarés en 2026",
+        "Ce que vous avez à faire Déclarez vos revenus de l'année sur impots.gouv.fr",
+        "À faire au plus tard le 4 juin 2026 (à confirmer)",
+        f"Salaires imposables (déclarant 1) : 12{NNBSP}345{NBSP}€ (revenus 2025, déclarés en 2026)",
         "dans 25 jours",
         "https://www.impots.gouv.fr",
         "Dossier préparé le 10/05/2026",
@@ -270,13 +291,16 @@ def test_pack_pdf_read_back(filled, org, agent, tmp_path):
     checklist = "\n".join(texts[starts[3] : starts[4]])
     for expected in (
         f"1. {AVIS}",
-        "Accepté · obligatoire · document · 2 documents joints",
-        "Refusé · facultatif · document",
+        "Reçu et vérifié · obligatoire · papier · 2 documents dans ce dossier",
+        "Refusé · pas obligatoire · papier",
         "Raison : Illisible",
-        "Reçu · facultatif · document",
-        "Manquant · facultatif · valeur à saisir",
+        "Ce papier n'est pas obligatoire : vous pouvez faire la démarche sans lui.",
+        "Reçu, pas encore vérifié · pas obligatoire · papier",
+        "Pas encore reçu · pas obligatoire · à taper sur le site",
     ):
         assert expected in checklist, expected
+    for jargon in ("Accepté", "facultatif", "Dispensé", "valeur à saisir"):
+        assert jargon not in checklist, jargon
 
     # "page n / N" on the first page, a document page and the last page.
     assert f"page 1 / {total}" in texts[0]
@@ -288,7 +312,7 @@ def test_pack_pdf_read_back(filled, org, agent, tmp_path):
     assert not ACTIVE & keys
     assert info == {
         "/Title": "Déclaration annuelle des revenus (impôt sur le revenu, 2042 et 2042-C-PRO)"
-        " – 2025",
+        " – revenus 2025, déclarés en 2026",
         "/Author": org.name,
         "/Creator": "Pochette",
     }

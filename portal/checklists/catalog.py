@@ -274,6 +274,8 @@ class Procedure:
     values_note: str | None = None
     contributions: Contributions | None = None
     period_words: str | None = None  # a phrasing from PERIOD_PHRASES ("revenus 2025, ...")
+    # The amounts typed are the case period's own: the pack prints the period beside each.
+    amounts_for_period: bool = False
 
     def applies(self, situation: Mapping[str, Any]) -> bool:
         """Whether the procedure concerns a client in this situation."""
@@ -484,6 +486,7 @@ _PROCEDURE_OPTIONAL = (
     "values_note",
     "contributions",
     "period_words",
+    "amounts_for_period",
 )
 
 
@@ -908,6 +911,7 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
         sources=sources,
         first_declaration=_read_first_declaration(r, m.get("first_declaration"), period, deadline),
         uploads=r.boolean(m.get("uploads", False), "uploads"),
+        amounts_for_period=r.boolean(m.get("amounts_for_period", False), "amounts_for_period"),
         action=r.text(m.get("action"), "action", nullable=True),
         late=r.text(m.get("late"), "late", nullable=True),
         login=_read_login(r, m.get("login")),

@@ -51,7 +51,7 @@ class ValueRow:
     zero_hint: str | None  # the catalog's advice, only when the value is zero
     to_confirm: bool
     waived_reason: str | None = None
-    amount: bool = False  # an amount: the pack prints the period it covers beside it
+    of_period: bool = False  # an amount of the case's period: printed with the period beside it
 
     @property
     def empty(self) -> bool:
@@ -241,7 +241,7 @@ def _is_zero(stored: str | None, spec: ValueSpec) -> bool:
         return False
 
 
-def _screens(case: Case, items: list[ChecklistItem]) -> tuple[Screen, ...]:
+def _screens(case: Case, items: list[ChecklistItem], procedure: Procedure) -> tuple[Screen, ...]:
     """Values grouped by portal screen; screens and rows in checklist order."""
     specs = specs_of(case)
     grouped: dict[str, list[ValueRow]] = {}
@@ -260,7 +260,7 @@ def _screens(case: Case, items: list[ChecklistItem]) -> tuple[Screen, ...]:
                 zero_hint=spec.zero if _is_zero(stored, spec) else None,
                 to_confirm=spec.to_confirm,
                 waived_reason=waived,
-                amount=spec.type == "amount",
+                of_period=procedure.amounts_for_period and spec.type == "amount",
             )
             where = spec.where
         else:  # the line outlived its catalog entry: show it as typed
@@ -403,7 +403,7 @@ def gather(case: Case, *, today: date, missing: list[str] | None = None) -> Pack
         due_to_confirm=case.due_tag in ("S1", "U"),
         days_left=case.days_left(today) if case.due_status == "known" else None,
         today=today,
-        screens=_screens(case, items),
+        screens=_screens(case, items, procedure),
         steps=_steps(procedure),
         checklist=checklist,
         items=groups,
