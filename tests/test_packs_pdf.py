@@ -628,3 +628,135 @@ def test_rendering_leaves_pillow_strict_about_cut_images(app):
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
     with path("truncated.jpg").open("rb") as handle, pytest.raises(Refusal):
         screen(handle, "photo.jpg", max_bytes=10**8)
+
+
+# --- The pack, for a client filing alone (issue 15) -------------------------------------------
+
+LATE_DAY = date(2026, 11, 5)  # September's URSSAF declaration was due on Monday 2 November
+
+
+def test_urssaf_pack_for_a_client_filing_alone(org, agent, tmp_path):
+    """A late URSSAF month read back as the client reads it; its portal takes no paper, so the
+    bank statement stays out of the PDF and there is no ZIP."""
+    from portal.documents.links import create_link
+    from portal.packs.rendering import qr_svg, sections_html
+
+    client = factories.MicroClientFactory(org=org, first_name="Karim", last_name="Benali")
+    case = open_case(client, "urssaf-ca", agent.ref, today=LATE_DAY, period_label="2026-09")
+    items = _items(case)
+    set_value(case, items["ca_bnc"], "2350", agent.ref, expected_version=None)
+    _add(case, "releves_bancaires", "javascript.pdf", agent.ref)
+    _add(case, "livre_recettes", "quittance.webp", agent.ref, review=Review.refused)
+    _link, token = create_link(client, agent.ref)
+    db.session.flush()
+
+    built = build(_pack(case, agent.ref), tmp_path, store=get_store(), today=LATE_DAY)
+    texts = _texts(built.pdf)
+    everything = _flat("\n".join(texts))
+    with pikepdf.open(built.pdf) as pdf:
+        titles = [entry[0] for entry in _outline(pdf)]
+        info_title = str(pdf.docinfo["/Title"])
+
+    # Papers only where the portal takes them: no statement in the PDF, no ZIP at all.
+    assert titles == ["Couverture", "Valeurs à saisir", "Guide de dépôt", "Liste des pièces"]
+    assert "Facture d'electricite" not in everything
+    assert built.zip is None and built.zip_size is None
+    assert info_title.endswith(" – septembre 2026")
+
+    cover = _flat(texts[0])
+    assert texts[1].startswith("Valeurs à saisir")  # late, the cover still fits on one page
+    for expected in (
+        "Période : septembre 2026",
+        "Ce que vous avez à faire Déclarez sur le site de l'URSSAF l'argent encaissé pendant "
+        "la période, puis payez les cotisations.",
+        "À faire au plus tard le 2 novembre 2026",
+        "Date limite dépassée de 3 jours",
+        "Vous êtes en retard : que faire maintenant ? Déclarez et payez dès aujourd'hui",
+        "Ce que coûte le retard :",
+        "Chaque déclaration en retard coûte une pénalité d'environ 61 € (en 2026)",
+        "la pénalité double : environ 121 €",
+        "Chiffre d'affaires des autres prestations de services : "
+        f"2{NNBSP}350{NBSP}€ (septembre 2026)",
+    ):
+        assert expected in cover, expected
+    assert (
+        "Dans ce dossier : les valeurs à saisir écran par écran, le guide de dépôt et la " in cover
+    )
+    assert "documents à joindre" not in cover
+
+    [values] = [_flat(t) for t in texts if t.startswith("Valeurs à saisir")]
+    for expected in (
+        f"2{NNBSP}350{NBSP}€ (septembre 2026)",
+        "laissez les autres lignes vides",
+        "Ce que vous devriez payer (estimation)",
+        f"25,6{NBSP}% de 2{NNBSP}350{NBSP}€ (Chiffre d'affaires des autres prestations de "
+        f"services) : environ 602{NBSP}€",
+        f"À prévoir : environ 602{NBSP}€, taux de 2026.",
+        "C'est une estimation",
+    ):
+        assert expected in values, expected
+
+    guide = _flat("\n".join(t for t in texts if "Guide de dépôt" in t or "preuve du dépôt" in t))
+    for expected in (
+        "En bref Chaque mois ou chaque trimestre",
+        "Pour vous connecter (à confirmer) Ce qu'on vous demande : Votre adresse e-mail ou "
+        "votre numéro de sécurité sociale",
+        "Mot de passe perdu : Sous le bouton « Se connecter », cliquez sur « Mot de passe oublié »",
+        "5. Envoyez-nous la preuve du dépôt",
+        "un accusé de réception ou un numéro de dépôt",
+        "« J'ai déposé » : tapez le numéro ou prenez l'accusé en photo.",
+        "http://localhost/depot",
+    ):
+        assert expected in guide, expected
+
+    [checklist] = [_flat(t) for t in texts if t.startswith("Liste des pièces")]
+    assert "1. Relevés bancaires de la période Reçu et vérifié · pas obligatoire · papier" in (
+        checklist
+    )
+    assert "Refusé · pas obligatoire · papier" in checklist
+    assert "vous pouvez faire la démarche sans lui" in checklist
+    assert "Le site ne demande pas ces papiers : gardez-les chez vous" in checklist
+    assert "documents dans ce dossier" not in checklist
+
+    # The QR code of the last step is the link page's address, never the client's token.
+    content = gather(case, today=LATE_DAY)
+    html = sections_html(content)
+    assert content.link_page == "http://localhost/depot"
+    assert qr_svg(content.link_page) in html
+    assert token not in html and token not in everything and "/l/" not in everything
+
+
+def test_refused_required_paper_still_blocks_and_an_upload_pack_keeps_its_zip(org, agent, tmp_path):
+    """Carte grise: its portal takes uploads, so the proof of address is merged after its
+    title page and goes into the ZIP; a refused required paper reads as a blocker."""
+    client = factories.MicroClientFactory(org=org)
+    case = open_case(
+        client, "ants-carte-grise-adresse", agent.ref, today=TODAY, period_label="2026-05-02"
+    )
+    _add(case, "justificatif_domicile", "scan_3_pages.pdf", agent.ref)
+    _add(case, "piece_identite", "quittance.webp", agent.ref, review=Review.refused)
+    db.session.flush()
+    built = build(_pack(case, agent.ref), tmp_path, store=get_store(), today=TODAY)
+    texts = _texts(built.pdf)
+    label = "Justificatif de domicile de moins de 6 mois à la nouvelle adresse"
+    [divider] = [i for i, t in enumerate(texts) if _flat(t).startswith(f"{label}, 3 pages")]
+    assert "Fichier : scan_3_pages.pdf" in texts[divider]
+    assert divider + 4 == len(texts)  # the title page, then the 3 pages of the scan
+    assert built.zip is not None
+    assert len(zipfile.ZipFile(built.zip).namelist()) == 1
+
+    # A refused optional paper is not drawn as a blocker; a refused required one is.
+    from portal.packs.rendering import sections_html
+
+    other = open_case(
+        client, "ants-carte-grise-adresse", agent.ref, today=TODAY, period_label="2026-05-03"
+    )
+    _add(other, "justificatif_domicile", "photo_rotated.jpg", agent.ref, review=Review.refused)
+    _add(other, "piece_identite", "quittance.webp", agent.ref, review=Review.refused)
+    db.session.flush()
+    rows = {row.number: row for row in gather(other, today=TODAY).checklist}
+    assert (rows[1].state, rows[1].blocking) == ("rejected", True)
+    assert (rows[3].state, rows[3].blocking) == ("rejected", False)
+    html = sections_html(gather(other, today=TODAY))
+    assert html.count('class="item state-rejected blocking"') == 1
+    assert html.count('class="item state-rejected"') == 1
