@@ -250,6 +250,7 @@ def test_case_page_request_progress_download_and_share(login, org, agent, app):
     )
     link_page = client.get("/depot").get_data(as_text=True)
     assert "Votre pochette est prête" in link_page
+    assert f"/depot/pochettes/{pack.id}/zip" in link_page  # its portal takes the papers
     got = client.get(f"/depot/pochettes/{pack.id}/pdf")
     assert got.status_code == 200 and got.data == pdf.data
     assert _events(org.id, "pack.downloaded")[-1].actor == _link.ref
@@ -387,3 +388,44 @@ def test_real_rq_worker_builds_fails_and_recovers(app, settings, committed):
     assert (state[crashed.id].status, state[crashed.id].attempts) == ("ready", 2)
     for info in get_store().list(f"org/{org.id}/"):
         get_store().delete(info.key)
+
+
+def test_a_portal_that_takes_no_paper_gets_no_zip(login, org, agent):
+    """URSSAF takes no upload: the bank statement stays out, no ZIP is stored or offered."""
+    client = factories.MicroClientFactory(org=org)
+    case = open_case(client, "urssaf-ca", agent.ref, today=TODAY)
+    item = next(i for i in case.items if i.code == "ca_bnc")
+    set_value(case, item, "12345", agent.ref, expected_version=None)
+    statement = next(i for i in case.items if i.code == "releves_bancaires")
+    with path("scan_3_pages.pdf").open("rb") as handle:
+        document = add_document(
+            case, statement, handle, "releve.pdf", agent.ref, source=Source.staff, max_bytes=10**8
+        )
+    db.session.flush()
+    assert normalise_document(document)
+    review_document(db.session.get(Document, document.id), Review.accepted, agent.ref)
+    pack = request_pack(case, agent.ref)
+    db.session.commit()
+    assert run_build(pack.id, today=TODAY) == PackStatus.ready
+    [pack] = _packs(case)
+    assert pack.zip_key is None and pack.zip_size is None
+    assert _prefix_keys(case) == [pack.storage_key]
+    with pikepdf.open(io.BytesIO(get_store().get_bytes(pack.storage_key))) as pdf:
+        assert len(pdf.pages) == pack.pages < 8  # the sections only, not the 3-page statement
+    http = login(agent)
+    page = http.get(f"/dossiers/{case.id}").get_data(as_text=True)
+    assert f"/pochettes/{pack.id}/pdf" in page and f"/pochettes/{pack.id}/zip" not in page
+    assert http.get(f"/dossiers/{case.id}/pochettes/{pack.id}/zip").status_code == 404
+    http.post_form(
+        f"/dossiers/{case.id}/pochettes/{pack.id}/partage",
+        {"shared": "oui"},
+        page=f"/dossiers/{case.id}",
+    )
+    _link, token = create_link(case.client, agent.ref)
+    db.session.commit()
+    visitor = http.application.test_client()
+    visitor.get(f"/l/{token}")
+    link_page = visitor.get("/depot").get_data(as_text=True)
+    assert "Votre pochette est prête" in link_page and "(ZIP)" not in link_page
+    assert "ce qu’il faut taper, écran par écran." in link_page
+    assert visitor.get(f"/depot/pochettes/{pack.id}/zip").status_code == 404
