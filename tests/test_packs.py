@@ -428,4 +428,7 @@ def test_a_portal_that_takes_no_paper_gets_no_zip(login, org, agent):
     link_page = visitor.get("/depot").get_data(as_text=True)
     assert "Votre pochette est prête" in link_page and "(ZIP)" not in link_page
     assert "ce qu’il faut taper, écran par écran." in link_page
+    # The words the pack's last step quotes are the page's own.
+    assert "J’ai fait ma déclaration sur le site : je le dis ici" in link_page
+    assert "C’est fait : j’ai déposé" in link_page
     assert visitor.get(f"/depot/pochettes/{pack.id}/zip").status_code == 404

@@ -263,7 +263,7 @@ def test_pack_pdf_read_back(filled, org, agent, tmp_path):
         f"Salaires imposables (déclarant 1) : 12{NNBSP}345{NBSP}€ (revenus 2025, déclarés en 2026)",
         "dans 25 jours",
         "https://www.impots.gouv.fr",
-        "Dossier préparé le 10/05/2026",
+        "Dossier préparé le 10 mai 2026",
         "Vous déposez vous-même votre déclaration ; nous ne la déposons pas",
     ):
         assert expected in cover, expected
@@ -704,7 +704,8 @@ def test_urssaf_pack_for_a_client_filing_alone(org, agent, tmp_path):
         "Mot de passe perdu : Sous le bouton « Se connecter », cliquez sur « Mot de passe oublié »",
         "5. Envoyez-nous la preuve du dépôt",
         "un accusé de réception ou un numéro de dépôt",
-        "« J'ai déposé » : tapez le numéro ou prenez l'accusé en photo.",
+        "« J’ai fait ma déclaration sur le site : je le dis ici ». Recopiez le numéro ou "
+        "prenez l'accusé en photo, puis appuyez sur « C’est fait : j’ai déposé ».",
         "http://localhost/depot",
     ):
         assert expected in guide, expected

@@ -188,6 +188,10 @@ class PackContent:
         return day_words(self.due_on) if self.due_on is not None else ""
 
     @property
+    def built_day(self) -> str:
+        return day_words(self.today)
+
+    @property
     def late_now(self) -> bool:
         return self.days_left is not None and self.days_left < 0
 
