@@ -761,3 +761,18 @@ def test_refused_required_paper_still_blocks_and_an_upload_pack_keeps_its_zip(or
     html = sections_html(gather(other, today=TODAY))
     assert html.count('class="item state-rejected blocking"') == 1
     assert html.count('class="item state-rejected"') == 1
+
+
+def test_title_page_wraps_a_long_label_inside_the_page(tmp_path):
+    from portal.packs.assembling import A4, TITLE_MARGIN, TITLE_SIZE, add_title_page, text_width
+
+    label = "Justificatif de domicile de moins de 6 mois à la nouvelle adresse, 12 pages"
+    out = tmp_path / "title.pdf"
+    with pikepdf.new() as pdf:
+        add_title_page(pdf, [label, "Fichier : facture « EDF » œuvre.pdf"])
+        pdf.save(out)
+    [text] = _texts(out)
+    lines = text.split("\n")
+    assert len(lines) == 3 and " ".join(lines[:2]) == label  # wrapped once, nothing lost
+    assert all(text_width(line, TITLE_SIZE) <= A4[0] - 2 * TITLE_MARGIN for line in lines[:2])
+    assert lines[2] == "Fichier : facture « EDF » œuvre.pdf"  # French letters kept

@@ -28,7 +28,7 @@ from portal.packs import content as pack_content
 from portal.packs.assembling import BadPart, Chapter, Part, assemble
 from portal.packs.content import PackContent, PackDocument, gather
 from portal.packs.models import Pack
-from portal.packs.rendering import render_dividers, render_sections
+from portal.packs.rendering import render_sections
 from portal.packs.upload_set import UploadItem, build_upload_set
 from portal.storage import ObjectNotFound, ObjectStore, StorageUnavailable
 
@@ -251,7 +251,7 @@ def _build(
             author=org.name,
             watermark=content.watermark,
             documents_label=_("Documents"),
-            dividers=render_dividers(content),
+            title_lines=pack_content.title_lines,
         )
     except BadPart as exc:
         raise _unreadable(exc.part, content) from None

@@ -28,6 +28,7 @@ from portal.checklists.catalog import Login, Procedure, ValueSpec
 from portal.checklists.values import display_value, format_number
 from portal.db import db
 from portal.documents.models import Document, Review
+from portal.packs.assembling import Chapter, Part
 
 # The words the client reads in the pack's checklist: his words, not the staff screens'.
 STATE_LABELS = {
@@ -337,6 +338,17 @@ def _estimate(procedure: Procedure, case: Case, items: list[ChecklistItem]) -> E
     if not lines:
         return None
     return Estimate(tuple(lines), _money(total), spec.note, int(row[table.key]))
+
+
+def title_lines(chapter: Chapter, part: Part, pages: int, number: int) -> list[str]:
+    """The title page before a document: « Relevés bancaires de la période, 2 pages », its
+    place among the line's documents, its file name."""
+    count = ngettext("%(num)d page", "%(num)d pages", pages)
+    lines = [_("%(item)s, %(pages)s", item=chapter.label, pages=count)]
+    if len(chapter.parts) > 1:
+        lines.append(_("Document %(n)d sur %(total)d", n=number, total=len(chapter.parts)))
+    lines.append(_("Fichier : %(name)s", name=part.label))
+    return lines
 
 
 def link_page_url() -> str:

@@ -153,10 +153,3 @@ def sections_html(content: PackContent) -> str:
 def render_sections(content: PackContent) -> bytes:
     """Cover, values to type, filing guide and checklist, one PDF; each section bookmarked."""
     return render_pdf(sections_html(content))
-
-
-def render_dividers(content: PackContent) -> bytes | None:
-    """One title page per document of the pack, in order (None when it has no document)."""
-    if not content.documents:
-        return None
-    return render_pdf(template("packs/pdf/dividers.html").render(pack=content))
