@@ -14,7 +14,7 @@ from portal.packs.models import Pack, PackStatus
 from tests import factories
 from tests.browser import assert_accessible, live_server
 from tests.conftest import run_worker
-from tests.test_packs import _ready_case
+from tests.test_packs import PROCEDURE, _ready_case
 
 pytestmark = pytest.mark.browser
 
@@ -81,5 +81,5 @@ def test_ask_watch_and_download_a_pack(browser, pack_case, settings, app, tmp_pa
     db.session.expire_all()
     [pack] = db.session.query(Pack).filter_by(case_id=case.id).all()
     assert pack.status == PackStatus.ready
-    assert saved.name == f"pochette-urssaf-ca-{case.period_label}-v1.pdf"
+    assert saved.name == f"pochette-{PROCEDURE}-{case.period_label}-v1.pdf"
     assert hashlib.sha256(saved.read_bytes()).hexdigest() == pack.sha256

@@ -950,3 +950,92 @@ def test_init_app_loads_the_catalog_and_stops_on_a_broken_file(tmp_path: Path) -
         CatalogError, match=r"^demo\.yaml: values\[0\]\.tag: unknown tag 'verified'"
     ):
         create_app({"DATABASE_URL": "sqlite://", "CATALOG_DIR": str(tmp_path)})
+
+
+# --- The client's pack: optional keys, validated at load (issue 15) ---------------------------
+
+RATES = {
+    "title": "Taux",
+    "key": "year",
+    "columns": {"taux": "Taux (%)"},
+    "rows": [{"year": 2026, "taux": 12.3, "tag": "V"}],
+}
+PACK_KEYS = {
+    "uploads": True,
+    "amounts_for_period": True,
+    "action": "Déclarez sur le site.",
+    "late": "Déclarez aujourd'hui.",
+    "login": {"identifier": "Votre e-mail.", "lost_password": "Mot de passe oublié.", "tag": "S"},
+    "values_note": "Laissez les autres lignes vides.",
+    "contributions": {
+        "table": "rates",
+        "columns": {"montant": "taux"},
+        "note": "Estimation.",
+        "tag": "C",
+    },
+    "period_words": "income_year",
+}
+
+
+def with_pack_keys(data: Any) -> None:
+    data.update(copy.deepcopy(PACK_KEYS))
+    data["tables"]["rates"] = copy.deepcopy(RATES)
+    data["penalties"][0]["plain"] = "En clair."
+
+
+def test_pack_keys_load_and_default_to_nothing(tmp_path: Path) -> None:
+    data = copy.deepcopy(MINIMAL)
+    with_pack_keys(data)
+    write(tmp_path, data)
+    procedure = load_catalog(tmp_path).get("demo")
+    assert procedure.uploads and procedure.amounts_for_period
+    assert (procedure.action, procedure.late) == ("Déclarez sur le site.", "Déclarez aujourd'hui.")
+    assert procedure.login is not None and procedure.login.identifier == "Votre e-mail."
+    assert procedure.contributions is not None
+    assert dict(procedure.contributions.columns) == {"montant": "taux"}
+    assert procedure.period_words == "income_year"
+    assert procedure.penalties[0].words == "En clair."
+    write(tmp_path, MINIMAL)
+    plain = load_catalog(tmp_path).get("demo")
+    assert not plain.uploads and plain.login is None and plain.contributions is None
+    assert plain.action is None and plain.penalties[0].words == "Amende."
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (set_in(["uploads"], "oui"), "demo.yaml: uploads: wrong type: expected true or false"),
+        (set_in(["login"], {"identifier": "x", "tag": "S"}), "login.lost_password: missing"),
+        (set_in(["login", "tag"], "Z"), "login.tag: unknown tag"),
+        (set_in(["contributions", "table"], "nope"), "contributions.table: no table 'nope'"),
+        (
+            set_in(["contributions", "columns"], {"absent": "taux"}),
+            "contributions.columns.absent: no amount value 'absent'",
+        ),
+        (
+            set_in(["contributions", "columns"], {"montant": "autre"}),
+            "contributions.columns.montant: table 'rates' has no column 'autre'",
+        ),
+        (
+            set_in(["tables", "rates", "rows", 0, "taux"], "douze"),
+            "tables.rates.rows[0].taux: wrong type: expected a rate",
+        ),
+        (set_in(["period_words"], "income"), "period_words: unknown value 'income'"),
+        (set_in(["action"], ""), "action: empty string"),
+    ],
+)
+def test_pack_keys_are_checked_at_load(tmp_path: Path, change: Any, message: str) -> None:
+    def both(data: Any) -> None:
+        with_pack_keys(data)
+        change(data)
+
+    assert message in broken(tmp_path, both)
+
+
+def test_every_procedure_says_how_to_log_in_and_what_to_do() -> None:
+    for procedure in catalog():
+        if procedure.code in CODES:
+            assert procedure.login is not None and procedure.action, procedure.code
+    uploading = {p.code for p in catalog() if p.uploads}
+    assert {"c2s", "ants-carte-grise-adresse"} <= uploading
+    assert not {"urssaf-ca", "impots-revenus", "caf-dtr"} & uploading

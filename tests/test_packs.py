@@ -37,14 +37,21 @@ from tests.corpus import path
 TODAY = date(2026, 11, 27)
 
 
-def _ready_case(org, agent, *, value: str | None = "12345", files=("scan_3_pages.pdf",)):
-    """An URSSAF case with its revenue typed and accepted, normalised documents."""
+PROCEDURE = "ants-carte-grise-adresse"  # its portal takes uploads: papers and a ZIP
+VALUE = "numero_immatriculation"
+ZIP_FILE = "01-justificatif-de-domicile-de-moins-de-6-mois-a-la-nouvelle-adresse.pdf"
+
+
+def _ready_case(org, agent, *, value: str | None = "AB-123-CD", files=("scan_3_pages.pdf",)):
+    """A carte grise case with its values typed and accepted, normalised proofs of address."""
     client = factories.MicroClientFactory(org=org)
-    case = open_case(client, "urssaf-ca", agent.ref, today=TODAY)
+    case = open_case(client, PROCEDURE, agent.ref, today=TODAY, period_label="2026-11-20")
+    address = next(i for i in case.items if i.code == "nouvelle_adresse")
+    set_value(case, address, "3 rue des Lilas, 69001 Lyon", agent.ref, expected_version=None)
     if value is not None:
-        item = next(i for i in case.items if i.code == "ca_bnc")
+        item = next(i for i in case.items if i.code == VALUE)
         set_value(case, item, value, agent.ref, expected_version=None)
-    item = next(i for i in case.items if i.code == "releves_bancaires")
+    item = next(i for i in case.items if i.code == "justificatif_domicile")
     for name in files:
         with path(name).open("rb") as handle:
             document = add_document(
@@ -83,7 +90,10 @@ def test_missing_items_refuse_unless_forced_and_one_build_at_a_time(ctx, org, ag
     case = _ready_case(org, agent, value=None, files=())
     with pytest.raises(PackError) as refused:
         request_pack(case, agent.ref)
-    assert refused.value.missing == [next(i.label for i in case.items if i.code == "ca_bnc")]
+    assert refused.value.missing == [
+        next(i.label for i in case.items if i.code == code)
+        for code in ("justificatif_domicile", VALUE)
+    ]
     pack = request_pack(case, agent.ref, force=True)
     assert (pack.version, pack.status, pack.missing) == (
         1,
@@ -112,7 +122,7 @@ def test_build_stores_the_pdf_and_zip_and_marks_ready(ctx, org, agent):
         assert len(pdf.pages) == pack.pages
         assert pack.pages > 3  # the sections and the 3-page scan
     names = zipfile.ZipFile(io.BytesIO(get_store().get_bytes(pack.zip_key))).namelist()
-    assert names == ["01-releves-bancaires-de-la-periode.pdf"]
+    assert names == [ZIP_FILE]
     assert _prefix_keys(case) == sorted([pack.storage_key, pack.zip_key])
     assert pack.case.status == CaseStatus.pack_ready
     assert not pack_state(pack.case, [pack]).outdated
@@ -127,11 +137,11 @@ def test_changed_value_or_review_makes_the_pack_outdated(ctx, org, agent):
     run_build(pack.id, today=TODAY)
     [pack] = _packs(case)
     assert not pack_state(case, [pack]).outdated
-    item = next(i for i in case.items if i.code == "ca_bnc")
-    set_value(case, item, "12346", agent.ref, expected_version=None)
+    item = next(i for i in case.items if i.code == VALUE)
+    set_value(case, item, "AB-123-CE", agent.ref, expected_version=None)
     db.session.flush()
     assert pack_state(case, [pack]).outdated
-    set_value(case, item, "12345", agent.ref, expected_version=None)
+    set_value(case, item, "AB-123-CD", agent.ref, expected_version=None)
     db.session.flush()
     assert not pack_state(case, [pack]).outdated
     document = db.session.scalars(select(Document).where(Document.case_id == case.id)).one()
@@ -218,7 +228,7 @@ def test_case_page_request_progress_download_and_share(login, org, agent, app):
     pdf = http.get(f"/dossiers/{case.id}/pochettes/{pack.id}/pdf")
     assert pdf.status_code == 200 and pdf.data == get_store().get_bytes(pack.storage_key)
     assert "attachment" in pdf.headers["Content-Disposition"]
-    assert f"pochette-urssaf-ca-{case.period_label}-v1.pdf" in pdf.headers["Content-Disposition"]
+    assert f"pochette-{PROCEDURE}-{case.period_label}-v1.pdf" in pdf.headers["Content-Disposition"]
     archive = http.get(f"/dossiers/{case.id}/pochettes/{pack.id}/zip")
     assert zipfile.ZipFile(io.BytesIO(archive.data)).namelist()
     downloads = _events(org.id, "pack.downloaded")
@@ -242,6 +252,7 @@ def test_case_page_request_progress_download_and_share(login, org, agent, app):
     )
     link_page = client.get("/depot").get_data(as_text=True)
     assert "Votre pochette est prête" in link_page
+    assert f"/depot/pochettes/{pack.id}/zip" in link_page  # its portal takes the papers
     got = client.get(f"/depot/pochettes/{pack.id}/pdf")
     assert got.status_code == 200 and got.data == pdf.data
     assert _events(org.id, "pack.downloaded")[-1].actor == _link.ref
@@ -261,8 +272,8 @@ def test_outdated_pack_is_said_on_the_case_page(login, org, agent):
     pack = request_pack(case, agent.ref)
     db.session.commit()
     run_build(pack.id, today=TODAY)
-    item = next(i for i in case.items if i.code == "ca_bnc")
-    set_value(case, item, "99", agent.ref, expected_version=None)
+    item = next(i for i in case.items if i.code == VALUE)
+    set_value(case, item, "ZZ-999-ZZ", agent.ref, expected_version=None)
     db.session.commit()
     page = login(agent).get(f"/dossiers/{case.id}").get_data(as_text=True)
     assert "périmée : le dossier a changé depuis" in page
@@ -325,12 +336,12 @@ def test_cli_builds_a_pack_synchronously(app, ctx, org, agent, tmp_path):
     [pack] = _packs(case)
     assert f"pack v1 ready, {pack.pages} page(s)" in result.output
     assert hashlib.sha256(out.read_bytes()).hexdigest() == pack.sha256
-    assert zipfile.ZipFile(archive).namelist() == ["01-releves-bancaires-de-la-periode.pdf"]
+    assert zipfile.ZipFile(archive).namelist() == [ZIP_FILE]
 
     missing = _ready_case(org, agent, value=None, files=())
     db.session.commit()
     refused = runner.invoke(args=["build-pack", str(missing.id), "--out", str(out)])
-    assert refused.exit_code == 1 and "Chiffre d'affaires" in refused.output
+    assert refused.exit_code == 1 and "Numéro d'immatriculation" in refused.output
     assert runner.invoke(args=["build-pack", "999999", "--out", str(out)]).exit_code == 2
 
 
@@ -379,3 +390,47 @@ def test_real_rq_worker_builds_fails_and_recovers(app, settings, committed):
     assert (state[crashed.id].status, state[crashed.id].attempts) == ("ready", 2)
     for info in get_store().list(f"org/{org.id}/"):
         get_store().delete(info.key)
+
+
+def test_a_portal_that_takes_no_paper_gets_no_zip(login, org, agent):
+    """URSSAF takes no upload: the bank statement stays out, no ZIP is stored or offered."""
+    client = factories.MicroClientFactory(org=org)
+    case = open_case(client, "urssaf-ca", agent.ref, today=TODAY)
+    item = next(i for i in case.items if i.code == "ca_bnc")
+    set_value(case, item, "12345", agent.ref, expected_version=None)
+    statement = next(i for i in case.items if i.code == "releves_bancaires")
+    with path("scan_3_pages.pdf").open("rb") as handle:
+        document = add_document(
+            case, statement, handle, "releve.pdf", agent.ref, source=Source.staff, max_bytes=10**8
+        )
+    db.session.flush()
+    assert normalise_document(document)
+    review_document(db.session.get(Document, document.id), Review.accepted, agent.ref)
+    pack = request_pack(case, agent.ref)
+    db.session.commit()
+    assert run_build(pack.id, today=TODAY) == PackStatus.ready
+    [pack] = _packs(case)
+    assert pack.zip_key is None and pack.zip_size is None
+    assert _prefix_keys(case) == [pack.storage_key]
+    with pikepdf.open(io.BytesIO(get_store().get_bytes(pack.storage_key))) as pdf:
+        assert len(pdf.pages) == pack.pages < 8  # the sections only, not the 3-page statement
+    http = login(agent)
+    page = http.get(f"/dossiers/{case.id}").get_data(as_text=True)
+    assert f"/pochettes/{pack.id}/pdf" in page and f"/pochettes/{pack.id}/zip" not in page
+    assert http.get(f"/dossiers/{case.id}/pochettes/{pack.id}/zip").status_code == 404
+    http.post_form(
+        f"/dossiers/{case.id}/pochettes/{pack.id}/partage",
+        {"shared": "oui"},
+        page=f"/dossiers/{case.id}",
+    )
+    _link, token = create_link(case.client, agent.ref)
+    db.session.commit()
+    visitor = http.application.test_client()
+    visitor.get(f"/l/{token}")
+    link_page = visitor.get("/depot").get_data(as_text=True)
+    assert "Votre pochette est prête" in link_page and "(ZIP)" not in link_page
+    assert "ce qu’il faut taper, écran par écran." in link_page
+    # The words the pack's last step quotes are the page's own.
+    assert "J’ai fait ma déclaration sur le site : je le dis ici" in link_page
+    assert "C’est fait : j’ai déposé" in link_page
+    assert visitor.get(f"/depot/pochettes/{pack.id}/zip").status_code == 404

@@ -7,6 +7,7 @@ pypdfium2 (the text a person sees, page by page).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 from datetime import date
@@ -24,6 +25,7 @@ from portal.documents.models import Document, Normalisation, RefusalReason, Revi
 from portal.documents.operations import add_document, review_document
 from portal.documents.processing import normalise_document
 from portal.documents.screening import Refusal
+from portal.packs import content as pack_content
 from portal.packs.assembling import Chapter, Part, active_keys, assemble
 from portal.packs.building import BuildError, build, inputs_digest
 from portal.packs.content import gather
@@ -54,7 +56,18 @@ ACTIVE = {"/JavaScript", "/JS", "/OpenAction", "/AA", "/EmbeddedFiles", "/AcroFo
 
 
 @pytest.fixture
-def case(org, agent):
+def uploads(monkeypatch):
+    """The engine's tests merge the income-tax case's papers as they would for a portal that
+    takes uploads: impots.gouv takes none, so its real pack has no papers and no ZIP
+    (test_papers_stay_out_of_a_pack_whose_portal_takes_none)."""
+    real = pack_content.procedure_of
+    monkeypatch.setattr(
+        pack_content, "procedure_of", lambda case: dataclasses.replace(real(case), uploads=True)
+    )
+
+
+@pytest.fixture
+def case(org, agent, uploads):
     client = factories.MicroClientFactory(org=org, first_name="Inès", last_name="Martin")
     return open_case(client, "impots-revenus", agent.ref, today=TODAY, period_label="2025")
 
@@ -213,25 +226,31 @@ def test_pack_pdf_read_back(filled, org, agent, tmp_path):
     starts = [entry[1] for entry in outline]
     assert starts[0] == 0 and starts == sorted(starts) and len(set(starts)) == 5
     section_pages = starts[4]
-    assert total == section_pages + document_pages
+    # Each document comes after a title page of its own.
+    assert total == section_pages + document_pages + len(documents)
     [(_, _, lines)] = [e for e in outline if e[0] == "Documents"]
     assert [(label, page) for label, page, _ in lines] == [
         (AVIS, section_pages),
-        (RECAP, section_pages + 4),
+        (RECAP, section_pages + 6),
     ]
     assert [(name, page) for name, page, _ in lines[0][2]] == [
         ("photo_rotated.jpg", section_pages),
-        ("scan_3_pages.pdf", section_pages + 1),
+        ("scan_3_pages.pdf", section_pages + 2),
     ]
     assert [(name, page) for name, page, _ in lines[1][2]] == [
-        ("javascript.pdf", section_pages + 4)
+        ("javascript.pdf", section_pages + 6)
     ]
 
     texts = _texts(built.pdf)
     everything = "\n".join(texts)
-    # The javascript.pdf bookmark really points at its page (the only text-bearing document).
-    assert "Facture d'electricite" in texts[section_pages + 4]
-    assert "Facture d'electricite" not in "\n".join(texts[: section_pages + 4])
+    # The title pages say what follows and how long it is.
+    assert _flat(texts[section_pages]).startswith(f"{AVIS}, 1 page Document 1 sur 2")
+    assert "Fichier : photo_rotated.jpg" in texts[section_pages]
+    assert _flat(texts[section_pages + 2]).startswith(f"{AVIS}, 3 pages Document 2 sur 2")
+    assert _flat(texts[section_pages + 6]).startswith(f"{RECAP}, 1 page Fichier : javascript.pdf")
+    # The javascript.pdf bookmark leads to its title page, its text just after.
+    assert "Facture d'electricite" in texts[section_pages + 7]
+    assert "Facture d'electricite" not in "\n".join(texts[: section_pages + 7])
 
     # Cover.
     cover = _flat(texts[0])
@@ -239,11 +258,13 @@ def test_pack_pdf_read_back(filled, org, agent, tmp_path):
         org.name,
         "Inès Martin",
         "Déclaration annuelle des revenus (impôt sur le revenu, 2042 et 2042-C-PRO)",
-        "Période : 2025",
-        "04/06/2026",
+        "Période : revenus 2025, déclarés en 2026",
+        "Ce que vous avez à faire Déclarez vos revenus de l'année sur impots.gouv.fr",
+        "À faire au plus tard le 4 juin 2026 (à confirmer)",
+        f"Salaires imposables (déclarant 1) : 12{NNBSP}345{NBSP}€ (revenus 2025, déclarés en 2026)",
         "dans 25 jours",
         "https://www.impots.gouv.fr",
-        "Dossier préparé le 10/05/2026",
+        "Dossier préparé le 10 mai 2026",
         "Vous déposez vous-même votre déclaration ; nous ne la déposons pas",
     ):
         assert expected in cover, expected
@@ -274,13 +295,16 @@ def test_pack_pdf_read_back(filled, org, agent, tmp_path):
     checklist = "\n".join(texts[starts[3] : starts[4]])
     for expected in (
         f"1. {AVIS}",
-        "Accepté · obligatoire · document · 2 documents joints",
-        "Refusé · facultatif · document",
+        "Reçu et vérifié · obligatoire · papier · 2 documents dans ce dossier",
+        "Refusé · pas obligatoire · papier",
         "Raison : Illisible",
-        "Reçu · facultatif · document",
-        "Manquant · facultatif · valeur à saisir",
+        "Ce papier n'est pas obligatoire : vous pouvez faire la démarche sans lui.",
+        "Reçu, pas encore vérifié · pas obligatoire · papier",
+        "Pas encore reçu · pas obligatoire · à taper sur le site",
     ):
         assert expected in checklist, expected
+    for jargon in ("Accepté", "facultatif", "Dispensé", "valeur à saisir"):
+        assert jargon not in checklist, jargon
 
     # "page n / N" on the first page, a document page and the last page.
     assert f"page 1 / {total}" in texts[0]
@@ -292,7 +316,7 @@ def test_pack_pdf_read_back(filled, org, agent, tmp_path):
     assert not ACTIVE & keys
     assert info == {
         "/Title": "Déclaration annuelle des revenus (impôt sur le revenu, 2042 et 2042-C-PRO)"
-        " – 2025",
+        " – revenus 2025, déclarés en 2026",
         "/Author": org.name,
         "/Creator": "Pochette",
     }
@@ -610,3 +634,151 @@ def test_rendering_leaves_pillow_strict_about_cut_images(app):
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
     with path("truncated.jpg").open("rb") as handle, pytest.raises(Refusal):
         screen(handle, "photo.jpg", max_bytes=10**8)
+
+
+# --- The pack, for a client filing alone (issue 15) -------------------------------------------
+
+LATE_DAY = date(2026, 11, 5)  # September's URSSAF declaration was due on Monday 2 November
+
+
+def test_urssaf_pack_for_a_client_filing_alone(org, agent, tmp_path):
+    """A late URSSAF month read back as the client reads it; its portal takes no paper, so the
+    bank statement stays out of the PDF and there is no ZIP."""
+    from portal.documents.links import create_link
+    from portal.packs.rendering import qr_svg, sections_html
+
+    client = factories.MicroClientFactory(org=org, first_name="Karim", last_name="Benali")
+    case = open_case(client, "urssaf-ca", agent.ref, today=LATE_DAY, period_label="2026-09")
+    items = _items(case)
+    set_value(case, items["ca_bnc"], "2350", agent.ref, expected_version=None)
+    _add(case, "releves_bancaires", "javascript.pdf", agent.ref)
+    _add(case, "livre_recettes", "quittance.webp", agent.ref, review=Review.refused)
+    _link, token = create_link(client, agent.ref)
+    db.session.flush()
+
+    built = build(_pack(case, agent.ref), tmp_path, store=get_store(), today=LATE_DAY)
+    texts = _texts(built.pdf)
+    everything = _flat("\n".join(texts))
+    with pikepdf.open(built.pdf) as pdf:
+        titles = [entry[0] for entry in _outline(pdf)]
+        info_title = str(pdf.docinfo["/Title"])
+
+    # Papers only where the portal takes them: no statement in the PDF, no ZIP at all.
+    assert titles == ["Couverture", "Valeurs à saisir", "Guide de dépôt", "Liste des pièces"]
+    assert "Facture d'electricite" not in everything
+    assert built.zip is None and built.zip_size is None
+    assert info_title.endswith(" – septembre 2026")
+
+    cover = _flat(texts[0])
+    assert texts[1].startswith("Valeurs à saisir")  # late, the cover still fits on one page
+    for expected in (
+        "Période : septembre 2026",
+        "Ce que vous avez à faire Déclarez sur le site de l'URSSAF l'argent encaissé pendant "
+        "la période, puis payez les cotisations.",
+        "À faire au plus tard le 2 novembre 2026",
+        "Date limite dépassée de 3 jours",
+        "Vous êtes en retard : que faire maintenant ? Déclarez et payez dès aujourd'hui",
+        "Ce que coûte le retard :",
+        "Chaque déclaration en retard coûte une pénalité d'environ 61 € (en 2026)",
+        "la pénalité double : environ 121 €",
+        "Chiffre d'affaires des autres prestations de services : "
+        f"2{NNBSP}350{NBSP}€ (septembre 2026)",
+    ):
+        assert expected in cover, expected
+    assert (
+        "Dans ce dossier : les valeurs à saisir écran par écran, le guide de dépôt et la " in cover
+    )
+    assert "documents à joindre" not in cover
+
+    [values] = [_flat(t) for t in texts if t.startswith("Valeurs à saisir")]
+    for expected in (
+        f"2{NNBSP}350{NBSP}€ (septembre 2026)",
+        "laissez les autres lignes vides",
+        "Ce que vous devriez payer (estimation)",
+        f"25,6{NBSP}% de 2{NNBSP}350{NBSP}€ (Chiffre d'affaires des autres prestations de "
+        f"services) : environ 602{NBSP}€",
+        f"À prévoir : environ 602{NBSP}€, taux de 2026.",
+        "C'est une estimation",
+    ):
+        assert expected in values, expected
+
+    guide = _flat("\n".join(t for t in texts if "Guide de dépôt" in t or "preuve du dépôt" in t))
+    for expected in (
+        "En bref Chaque mois ou chaque trimestre",
+        "Pour vous connecter (à confirmer) Ce qu'on vous demande : Votre adresse e-mail ou "
+        "votre numéro de sécurité sociale",
+        "Mot de passe perdu : Sous le bouton « Se connecter », cliquez sur « Mot de passe oublié »",
+        "5. Envoyez-nous la preuve du dépôt",
+        "un accusé de réception ou un numéro de dépôt",
+        "« J’ai fait ma déclaration sur le site : je le dis ici ». Recopiez le numéro ou "
+        "prenez l'accusé en photo, puis appuyez sur « C’est fait : j’ai déposé ».",
+        "http://localhost/depot",
+    ):
+        assert expected in guide, expected
+
+    [checklist] = [_flat(t) for t in texts if t.startswith("Liste des pièces")]
+    assert "1. Relevés bancaires de la période Reçu et vérifié · pas obligatoire · papier" in (
+        checklist
+    )
+    assert "Refusé · pas obligatoire · papier" in checklist
+    assert "vous pouvez faire la démarche sans lui" in checklist
+    assert "Le site ne demande pas ces papiers : gardez-les chez vous" in checklist
+    assert "documents dans ce dossier" not in checklist
+
+    # The QR code of the last step is the link page's address, never the client's token.
+    content = gather(case, today=LATE_DAY)
+    html = sections_html(content)
+    assert content.link_page == "http://localhost/depot"
+    assert qr_svg(content.link_page) in html
+    assert token not in html and token not in everything and "/l/" not in everything
+
+
+def test_refused_required_paper_still_blocks_and_an_upload_pack_keeps_its_zip(org, agent, tmp_path):
+    """Carte grise: its portal takes uploads, so the proof of address is merged after its
+    title page and goes into the ZIP; a refused required paper reads as a blocker."""
+    client = factories.MicroClientFactory(org=org)
+    case = open_case(
+        client, "ants-carte-grise-adresse", agent.ref, today=TODAY, period_label="2026-05-02"
+    )
+    _add(case, "justificatif_domicile", "scan_3_pages.pdf", agent.ref)
+    _add(case, "piece_identite", "quittance.webp", agent.ref, review=Review.refused)
+    db.session.flush()
+    built = build(_pack(case, agent.ref), tmp_path, store=get_store(), today=TODAY)
+    texts = _texts(built.pdf)
+    label = "Justificatif de domicile de moins de 6 mois à la nouvelle adresse"
+    [divider] = [i for i, t in enumerate(texts) if _flat(t).startswith(f"{label}, 3 pages")]
+    assert "Fichier : scan_3_pages.pdf" in texts[divider]
+    assert divider + 4 == len(texts)  # the title page, then the 3 pages of the scan
+    assert built.zip is not None
+    assert len(zipfile.ZipFile(built.zip).namelist()) == 1
+
+    # A refused optional paper is not drawn as a blocker; a refused required one is.
+    from portal.packs.rendering import sections_html
+
+    other = open_case(
+        client, "ants-carte-grise-adresse", agent.ref, today=TODAY, period_label="2026-05-03"
+    )
+    _add(other, "justificatif_domicile", "photo_rotated.jpg", agent.ref, review=Review.refused)
+    _add(other, "piece_identite", "quittance.webp", agent.ref, review=Review.refused)
+    db.session.flush()
+    rows = {row.number: row for row in gather(other, today=TODAY).checklist}
+    assert (rows[1].state, rows[1].blocking) == ("rejected", True)
+    assert (rows[3].state, rows[3].blocking) == ("rejected", False)
+    html = sections_html(gather(other, today=TODAY))
+    assert html.count('class="item state-rejected blocking"') == 1
+    assert html.count('class="item state-rejected"') == 1
+
+
+def test_title_page_wraps_a_long_label_inside_the_page(tmp_path):
+    from portal.packs.assembling import A4, TITLE_MARGIN, TITLE_SIZE, add_title_page, text_width
+
+    label = "Justificatif de domicile de moins de 6 mois à la nouvelle adresse, 12 pages"
+    out = tmp_path / "title.pdf"
+    with pikepdf.new() as pdf:
+        add_title_page(pdf, [label, "Fichier : facture « EDF » œuvre.pdf"])
+        pdf.save(out)
+    [text] = _texts(out)
+    lines = text.split("\n")
+    assert len(lines) == 3 and " ".join(lines[:2]) == label  # wrapped once, nothing lost
+    assert all(text_width(line, TITLE_SIZE) <= A4[0] - 2 * TITLE_MARGIN for line in lines[:2])
+    assert lines[2] == "Fichier : facture « EDF » œuvre.pdf"  # French letters kept

@@ -247,3 +247,17 @@ def test_bad_runs_are_explained(label: str, message: str) -> None:
 
 def test_period_words_keeps_an_unreadable_label() -> None:
     assert period_words("n'importe quoi") == "n'importe quoi"
+
+
+def test_period_words_follow_the_procedure_and_dates_say_1er(app):
+    from portal.cases.periods import day_words, period_words
+    from portal.checklists.catalog import catalog
+
+    with app.test_request_context():
+        impots = catalog().get("impots-revenus")
+        assert period_words("2025", impots) == "revenus 2025, déclarés en 2026"
+        assert period_words("2025") == "2025"
+        assert period_words("2026-09", catalog().get("urssaf-ca")) == "septembre 2026"
+        assert period_words("nonsense", impots) == "nonsense"
+        assert day_words(date(2026, 11, 1)) == "1er novembre 2026"
+        assert day_words(date(2026, 10, 31)) == "31 octobre 2026"

@@ -305,12 +305,28 @@ def _parse_single(label: str, text: str) -> Period:
     )
 
 
-def period_words(label: str) -> str:
-    """The label in words (« mars à juin 2026 »), or the label itself if it cannot be read."""
+def period_words(label: str, procedure: Procedure | None = None) -> str:
+    """The label in words (« mars à juin 2026 »), or the label itself if it cannot be read.
+
+    A procedure may phrase its periods its own way (catalog `period_words`): an income year
+    is « revenus 2025, déclarés en 2026 ».
+    """
     try:
-        return parse_period(label).display()
+        period = parse_period(label)
     except PeriodError:
         return label
+    phrase = procedure.period_words if procedure is not None else None
+    if phrase == "income_year" and period.kind == "year" and not period.is_run:
+        return _("revenus %(year)s, déclarés en %(next)s", year=period.year, next=period.year + 1)
+    return period.display()
+
+
+def day_words(day: date) -> str:
+    """A date as a person writes it: « 1er novembre 2026 », « 31 octobre 2026 »."""
+    month = _MONTHS[day.month - 1]
+    if day.day == 1:
+        return _("1er %(month)s %(year)s", month=month, year=day.year)
+    return f"{day.day} {month} {day.year}"
 
 
 def kinds_for(procedure: Procedure, situation: Mapping[str, Any] | None = None) -> frozenset[str]:

@@ -35,9 +35,11 @@ __all__ = [
     "TO_CONFIRM_TAGS",
     "Catalog",
     "CatalogError",
+    "Contributions",
     "DeadlineRule",
     "DocumentSpec",
     "FirstDeclaration",
+    "Login",
     "Penalty",
     "Procedure",
     "Question",
@@ -75,6 +77,8 @@ VALUE_TYPES = ("amount", "integer", "text", "date", "choice", "boolean")
 FILLED_BY = ("client", "staff")
 ROUNDINGS = ("euro", "cent")
 ZONE_COLUMNS = ("zone1", "zone2", "zone3")
+# How a procedure may phrase its period in words (portal.cases.periods.period_words).
+PERIOD_PHRASES = ("income_year",)
 # How many single periods a first declaration may cover at most, by kind (a year of them).
 FIRST_DECLARATION_KINDS: Mapping[str, int] = {"month": 12, "quarter": 4}
 
@@ -206,6 +210,32 @@ class Step(Tagged):
 @dataclass(frozen=True, kw_only=True)
 class Penalty(Tagged):
     text: str
+    plain: str | None = None  # the same in everyday words, for the client's pack
+
+    @property
+    def words(self) -> str:
+        """What the client reads: the plain version when the catalog gives one."""
+        return self.plain or self.text
+
+
+@dataclass(frozen=True, kw_only=True)
+class Login(Tagged):
+    """How to get into the portal: the identifier it asks for, what to do without a password."""
+
+    identifier: str
+    lost_password: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contributions(Tagged):
+    """What the client should expect to pay, estimated from a table of rates (% of an amount).
+
+    `table` is keyed by year; `columns` maps a value's code to the table column of its rate.
+    """
+
+    table: str
+    columns: Mapping[str, str]
+    note: str
 
 
 @dataclass(frozen=True)
@@ -277,6 +307,18 @@ class Procedure:
             return None
         started = _activity_start(situation)
         return started.year if started is not None else 0
+    # The client's pack (all optional): whether the portal takes uploaded papers (only then do
+    # documents go into the pack and an upload-set ZIP is made), the one sentence saying what
+    # to do, what to do when late, how to log in, a note under the values, the estimate.
+    uploads: bool = False
+    action: str | None = None
+    late: str | None = None
+    login: Login | None = None
+    values_note: str | None = None
+    contributions: Contributions | None = None
+    period_words: str | None = None  # a phrasing from PERIOD_PHRASES ("revenus 2025, ...")
+    # The amounts typed are the case period's own: the pack prints the period beside each.
+    amounts_for_period: bool = False
 
     def applies(self, situation: Mapping[str, Any]) -> bool:
         """Whether the procedure concerns a client in this situation."""
@@ -505,6 +547,14 @@ _PROCEDURE_OPTIONAL = (
     "upload_limit_mb",
     "first_declaration",
     "activity_years",
+    "uploads",
+    "action",
+    "late",
+    "login",
+    "values_note",
+    "contributions",
+    "period_words",
+    "amounts_for_period",
 )
 
 
@@ -681,13 +731,63 @@ def _read_penalties(r: _Reader, raw: Any) -> tuple[Penalty, ...]:
     penalties = []
     for index, item in enumerate(r.list(raw, "penalties")):
         path = f"penalties[{index}]"
-        m = r.mapping(item, path, ("text", "tag"))
+        m = r.mapping(item, path, ("text", "tag"), ("plain",))
         penalties.append(
             Penalty(
-                text=r.required_text(m["text"], f"{path}.text"), tag=r.tag(m["tag"], f"{path}.tag")
+                text=r.required_text(m["text"], f"{path}.text"),
+                plain=r.text(m.get("plain"), f"{path}.plain", nullable=True),
+                tag=r.tag(m["tag"], f"{path}.tag"),
             )
         )
     return tuple(penalties)
+
+
+def _read_login(r: _Reader, raw: Any) -> Login | None:
+    if raw is None:
+        return None
+    m = r.mapping(raw, "login", ("identifier", "lost_password", "tag"))
+    return Login(
+        identifier=r.required_text(m["identifier"], "login.identifier"),
+        lost_password=r.required_text(m["lost_password"], "login.lost_password"),
+        tag=r.tag(m["tag"], "login.tag"),
+    )
+
+
+def _read_contributions(
+    r: _Reader, raw: Any, tables: Mapping[str, Table], values: tuple[ValueSpec, ...]
+) -> Contributions | None:
+    """The estimate's table must exist, be keyed by year, and each mapped value be an amount
+    of this procedure whose column is a number in every row."""
+    if raw is None:
+        return None
+    m = r.mapping(raw, "contributions", ("table", "columns", "note", "tag"))
+    name = r.required_text(m["table"], "contributions.table")
+    table = tables.get(name)
+    if table is None:
+        raise r.error("contributions.table", f"no table {name!r} in tables")
+    if any(not isinstance(row[table.key], int) for row in table.rows):
+        raise r.error("contributions.table", f"table {name!r} is not keyed by year")
+    columns = r.string_map(m["columns"], "contributions.columns")
+    amounts = {v.code for v in values if v.type == "amount"}
+    for code, column in columns.items():
+        path = f"contributions.columns.{code}"
+        if code not in amounts:
+            raise r.error(path, f"no amount value {code!r} in values")
+        if column not in table.columns:
+            raise r.error(path, f"table {name!r} has no column {column!r}")
+        for index, row in enumerate(table.rows):
+            cell = row[column]
+            if not isinstance(cell, int | float) or isinstance(cell, bool):
+                raise r.error(
+                    f"tables.{name}.rows[{index}].{column}",
+                    f"wrong type: expected a rate, got {type_name(cell)}",
+                )
+    return Contributions(
+        table=name,
+        columns=columns,
+        note=r.required_text(m["note"], "contributions.note"),
+        tag=r.tag(m["tag"], "contributions.tag"),
+    )
 
 
 def _read_cell(r: _Reader, raw: Any, path: str) -> Any:
@@ -914,6 +1014,18 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
         sources=sources,
         first_declaration=_read_first_declaration(r, m.get("first_declaration"), period, deadline),
         activity_years=activity_years,
+        uploads=r.boolean(m.get("uploads", False), "uploads"),
+        amounts_for_period=r.boolean(m.get("amounts_for_period", False), "amounts_for_period"),
+        action=r.text(m.get("action"), "action", nullable=True),
+        late=r.text(m.get("late"), "late", nullable=True),
+        login=_read_login(r, m.get("login")),
+        values_note=r.text(m.get("values_note"), "values_note", nullable=True),
+        contributions=_read_contributions(r, m.get("contributions"), tables, values),
+        period_words=(
+            None
+            if m.get("period_words") is None
+            else r.choice(m["period_words"], "period_words", PERIOD_PHRASES)
+        ),
     )
 
 

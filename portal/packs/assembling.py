@@ -13,7 +13,7 @@ import contextlib
 import io
 import logging
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +75,11 @@ class Chapter:
 
     label: str
     parts: tuple[Part, ...]
+
+
+# (chapter, part, its page count, its 1-based place in the chapter) -> the title page's lines,
+# the first one large.
+TitleLines = Callable[[Chapter, Part, int, int], Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -175,14 +180,7 @@ def stamp_pages(
     """Draw "page n / N" and/or the watermark on every page (or the given indexes)."""
     if not numbers and not watermark:
         return
-    font = pdf.make_indirect(
-        Dictionary(
-            Type=Name.Font,
-            Subtype=Name.Type1,
-            BaseFont=Name.Helvetica,
-            Encoding=Name.WinAnsiEncoding,
-        )
-    )
+    font = _font(pdf)
     total = len(pdf.pages)
     # The page's own content is closed in q/Q: whatever graphics state it leaves open
     # (a scaled CTM, a white fill colour) cannot move or hide the stamp.
@@ -194,6 +192,63 @@ def stamp_pages(
         page.contents_add(save, prepend=True)
         ops = b"Q\n" + stamp_stream(page, str(name), number, watermark)
         page.contents_add(Stream(pdf, ops), prepend=False)
+
+
+# --- title pages ---------------------------------------------------------------------------
+
+A4 = (595.28, 841.89)  # pt
+TITLE_SIZE = 20.0
+TITLE_SUB_SIZE = 13.0
+TITLE_MARGIN = 56.0  # pt from the side edges
+TITLE_TOP = 0.62  # the first line's baseline, as a share of the page's height
+
+
+def wrap(text: str, size: float, width: float) -> list[str]:
+    """`text` cut at spaces into lines no wider than `width` (a longer word stays whole)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and text_width(f"{lines[-1]} {word}", size) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def _font(pdf: pikepdf.Pdf) -> pikepdf.Object:
+    return pdf.make_indirect(
+        Dictionary(
+            Type=Name.Font,
+            Subtype=Name.Type1,
+            BaseFont=Name.Helvetica,
+            Encoding=Name.WinAnsiEncoding,
+        )
+    )
+
+
+def add_title_page(pdf: pikepdf.Pdf, lines: Sequence[str]) -> None:
+    """Append an A4 page with `lines` centred, the first large: a document's title page.
+
+    Drawn with the standard Helvetica like the stamps (no second HTML render per pack).
+    """
+    page = pdf.add_blank_page(page_size=A4)
+    name = str(page.add_resource(_font(pdf), Name.Font, prefix=FONT_KEY[1:]))
+    width, height = A4
+    room = width - 2 * TITLE_MARGIN
+    y = height * TITLE_TOP
+    ops = [b"BT", b"0.1 g"]
+    for index, line in enumerate(lines):
+        size = TITLE_SIZE if index == 0 else TITLE_SUB_SIZE
+        for piece in wrap(line, size, room):
+            x = (width - text_width(piece, size)) / 2
+            ops += [
+                name.encode() + b" " + _num(size) + b" Tf",
+                b"1 0 0 1 " + _num(x) + b" " + _num(y) + b" Tm",
+                _pdf_string(piece) + b" Tj",
+            ]
+            y -= size * 1.35
+        y -= 0.6 * TITLE_SUB_SIZE
+    ops.append(b"ET")
+    page.contents_add(Stream(pdf, b"\n".join(ops) + b"\n"))
 
 
 # --- the sweep -----------------------------------------------------------------------------
@@ -278,8 +333,13 @@ def assemble(
     author: str,
     watermark: str | None,
     documents_label: str,
+    title_lines: TitleLines | None = None,
 ) -> Assembled:
-    """Write the pack to `out`: sections, then every chapter's documents, stamped and swept."""
+    """Write the pack to `out`: sections, then every chapter's documents, stamped and swept.
+
+    With `title_lines`, each document comes after a title page of its own saying what follows
+    and how long it is (drawn here: its page count is the one just read).
+    """
     with contextlib.ExitStack() as stack:
         opened = sections if isinstance(sections, Path) else io.BytesIO(sections)
         source = stack.enter_context(pikepdf.open(opened))
@@ -289,13 +349,18 @@ def assemble(
             pikepdf.OutlineItem(name, index) for name, index in section_bookmarks(source)
         ]
         documents_entry = None
+        document_pages = 0
         for chapter in chapters:
             chapter_entry = None
-            for part in chapter.parts:
+            for number, part in enumerate(chapter.parts, start=1):
                 try:
                     document = stack.enter_context(pikepdf.open(part.path))
                     start = len(pdf.pages)
+                    if len(document.pages) and title_lines is not None:
+                        lines = title_lines(chapter, part, len(document.pages), number)
+                        add_title_page(pdf, lines)
                     pdf.pages.extend(document.pages)
+                    document_pages += len(document.pages)
                 except pikepdf.PdfError as exc:
                     raise BadPart(part) from exc
                 if len(pdf.pages) == start:
@@ -307,7 +372,6 @@ def assemble(
                     chapter_entry = pikepdf.OutlineItem(chapter.label, start)
                     documents_entry.children.append(chapter_entry)
                 chapter_entry.children.append(pikepdf.OutlineItem(part.label, start))
-        document_pages = len(pdf.pages) - len(source.pages)
 
         with pdf.open_outline() as outline:
             outline.root.extend(outline_entries)

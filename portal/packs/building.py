@@ -54,8 +54,8 @@ class Built:
     pages: int
     size: int
     sha256: str
-    zip: Path  # the upload set, in workdir
-    zip_size: int
+    zip: Path | None  # the upload set, in workdir; only for a portal that takes uploads
+    zip_size: int | None
     notes: list[dict[str, Any]]  # JSON-able: recompressed or too big upload-set files
     inputs_digest: str
 
@@ -251,6 +251,7 @@ def _build(
             author=org.name,
             watermark=content.watermark,
             documents_label=_("Documents"),
+            title_lines=pack_content.title_lines,
         )
     except BadPart as exc:
         raise _unreadable(exc.part, content) from None
@@ -259,8 +260,8 @@ def _build(
         pages=assembled.pages,
         size=pdf_path.stat().st_size,
         sha256=_sha256(pdf_path),
-        zip=zip_path,
-        zip_size=zip_path.stat().st_size,
+        zip=zip_path if content.uploads else None,
+        zip_size=zip_path.stat().st_size if content.uploads else None,
         notes=notes,
         inputs_digest=digest,
     )

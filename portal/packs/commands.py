@@ -50,13 +50,13 @@ def build_pack_command(case_id: int, out: Path, zip_out: Path | None, force: boo
         pack_id = pack.id
         run_build(pack_id, retries=False)
         db.session.refresh(pack)
-        if pack.status != PackStatus.ready or not pack.storage_key or not pack.zip_key:
+        if pack.status != PackStatus.ready or not pack.storage_key:
             click.echo(f"case {case_id}: pack v{pack.version} failed: {pack.error}", err=True)
             raise click.exceptions.Exit(1)
         store = get_store()
         with store.open(pack.storage_key) as src, out.open("wb") as dst:
             shutil.copyfileobj(src, dst, 1024 * 1024)
-        if zip_out is not None:
+        if zip_out is not None and pack.zip_key:  # only procedures that take uploads have one
             with store.open(pack.zip_key) as src, zip_out.open("wb") as dst:
                 shutil.copyfileobj(src, dst, 1024 * 1024)
         click.echo(

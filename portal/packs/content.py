@@ -11,9 +11,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -22,19 +23,20 @@ from sqlalchemy import select
 from portal.accounts.models import Organisation
 from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
 from portal.cases.operations import case_situation, procedure_of, specs_of
-from portal.cases.periods import period_words
-from portal.checklists.catalog import Procedure, ValueSpec
-from portal.checklists.values import display_value
+from portal.cases.periods import day_words, parse_period, period_words
+from portal.checklists.catalog import Login, Procedure, ValueSpec
+from portal.checklists.values import display_value, format_number
 from portal.db import db
 from portal.documents.models import Document, Review
+from portal.packs.assembling import Chapter, Part
 
-# The words the client reads in the pack's checklist (shorter than the staff screens').
+# The words the client reads in the pack's checklist: his words, not the staff screens'.
 STATE_LABELS = {
-    ItemStatus.missing: _l("Manquant"),
-    ItemStatus.received: _l("Reçu"),
-    ItemStatus.accepted: _l("Accepté"),
+    ItemStatus.missing: _l("Pas encore reçu"),
+    ItemStatus.received: _l("Reçu, pas encore vérifié"),
+    ItemStatus.accepted: _l("Reçu et vérifié"),
     ItemStatus.rejected: _l("Refusé"),
-    ItemStatus.waived: _l("Dispensé"),
+    ItemStatus.waived: _l("Pas nécessaire pour vous"),
 }
 
 WATERMARK_SETTING = "pack_watermark"
@@ -52,6 +54,7 @@ class ValueRow:
     waived_reason: str | None = None
     # An optional box left empty: when to type nothing ("Ne rien taper si…"), not "À compléter".
     blank_hint: str | None = None
+    of_period: bool = False  # an amount of the case's period: printed with the period beside it
 
     @property
     def empty(self) -> bool:
@@ -87,6 +90,11 @@ class ChecklistRow:
     reason: str | None
     documents: int  # accepted documents of this line in the pack
 
+    @property
+    def blocking(self) -> bool:
+        """Whether the line stops the filing: a refused or missing paper that is required."""
+        return self.required and self.state in ("missing", "rejected")
+
 
 @dataclass(frozen=True)
 class PackDocument:
@@ -109,6 +117,24 @@ class ItemDocuments:
     code: str
     label: str
     documents: tuple[PackDocument, ...]
+
+
+@dataclass(frozen=True)
+class EstimateRow:
+    label: str
+    amount: str  # "2 350 €"
+    rate: str  # "12,3 %"
+    estimate: str  # "289 €"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Contributions the client should expect to pay: an estimate from the catalog's rates."""
+
+    rows: tuple[EstimateRow, ...]
+    total: str
+    note: str
+    year: int
 
 
 @dataclass(frozen=True)
@@ -137,6 +163,18 @@ class PackContent:
     watermark: str | None  # the text stamped on every page, when the organisation wants it
     # Upload-set files that could not be brought under the portal's size limit.
     too_big: tuple[dict[str, Any], ...] = field(default=())
+    # For the client filing alone (catalog data, see Procedure): what the procedure is, what
+    # to do in one sentence, what to do and what it costs when late, how to log in.
+    summary: str = ""
+    action: str = ""
+    late: str = ""
+    penalties: tuple[str, ...] = ()
+    login: Login | None = None
+    values_note: str | None = None
+    estimate: Estimate | None = None
+    uploads: bool = False  # the portal takes papers: they are in the pack and in its ZIP
+    # The link page without any token (see `link_page_url`): where he sends his receipt.
+    link_page: str = ""
 
     @property
     def title(self) -> str:
@@ -146,6 +184,28 @@ class PackContent:
     @property
     def documents(self) -> tuple[PackDocument, ...]:
         return tuple(d for group in self.items for d in group.documents)
+
+    @property
+    def due_day(self) -> str:
+        """« 31 octobre 2026 » (empty when no date)."""
+        return day_words(self.due_on) if self.due_on is not None else ""
+
+    @property
+    def built_day(self) -> str:
+        return day_words(self.today)
+
+    @property
+    def late_now(self) -> bool:
+        return self.days_left is not None and self.days_left < 0
+
+    @property
+    def key_values(self) -> tuple[ValueRow, ...]:
+        """The values to type, for the cover: those that were given."""
+        return tuple(row for screen in self.screens for row in screen.rows if not row.empty)
+
+    @property
+    def has_papers(self) -> bool:
+        return any(row.is_document for row in self.checklist)
 
     @property
     def due_words(self) -> str:
@@ -188,7 +248,7 @@ def _is_zero(stored: str | None, spec: ValueSpec) -> bool:
         return False
 
 
-def _screens(case: Case, items: list[ChecklistItem]) -> tuple[Screen, ...]:
+def _screens(case: Case, items: list[ChecklistItem], procedure: Procedure) -> tuple[Screen, ...]:
     """Values grouped by portal screen; screens and rows in checklist order."""
     specs = specs_of(case)
     grouped: dict[str, list[ValueRow]] = {}
@@ -208,6 +268,7 @@ def _screens(case: Case, items: list[ChecklistItem]) -> tuple[Screen, ...]:
                 to_confirm=spec.to_confirm,
                 waived_reason=waived,
                 blank_hint=spec.if_empty if not stored and not item.required else None,
+                of_period=procedure.amounts_for_period and spec.type == "amount",
             )
             where = spec.where
         else:  # the line outlived its catalog entry: show it as typed
@@ -237,6 +298,74 @@ def _pack_document(document: Document) -> PackDocument:
     )
 
 
+def _money(value: Decimal) -> str:
+    """« 2 350 € »: whole euros, grouped as the values are."""
+    return format_number(value.quantize(Decimal(1), rounding=ROUND_HALF_UP)) + "\u00a0€"
+
+
+def _rate(value: float) -> str:
+    return format_number(value) + "\u00a0%"
+
+
+def _estimate(procedure: Procedure, case: Case, items: list[ChecklistItem]) -> Estimate | None:
+    """What the client should expect to pay: each amount typed times its rate for the
+    period's year (the newest row not after it; none before its `valid_from`)."""
+    spec = procedure.contributions
+    if spec is None:
+        return None
+    try:
+        start = parse_period(case.period_label).start
+    except ValueError:
+        return None
+    table = procedure.tables[spec.table]
+    rows = [r for r in table.rows if r[table.key] <= start.year]
+    if not rows:
+        return None
+    row = max(rows, key=lambda r: r[table.key])
+    valid_from = row.get("valid_from")
+    if isinstance(valid_from, date) and start < valid_from:
+        return None
+    lines = []
+    total = Decimal(0)
+    for item in items:
+        column = spec.columns.get(item.code)
+        if column is None or item.status == ItemStatus.rejected or not item.value:
+            continue
+        try:
+            amount = Decimal(item.value)
+        except InvalidOperation:
+            continue
+        rate = row[column]
+        owed = (amount * Decimal(str(rate)) / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        total += owed
+        lines.append(EstimateRow(item.label, _money(amount), _rate(rate), _money(owed)))
+    if not lines:
+        return None
+    return Estimate(tuple(lines), _money(total), spec.note, int(row[table.key]))
+
+
+def title_lines(chapter: Chapter, part: Part, pages: int, number: int) -> list[str]:
+    """The title page before a document: « Relevés bancaires de la période, 2 pages », its
+    place among the line's documents, its file name."""
+    count = ngettext("%(num)d page", "%(num)d pages", pages)
+    lines = [_("%(item)s, %(pages)s", item=chapter.label, pages=count)]
+    if len(chapter.parts) > 1:
+        lines.append(_("Document %(n)d sur %(total)d", n=number, total=len(chapter.parts)))
+    lines.append(_("Fichier : %(name)s", name=part.label))
+    return lines
+
+
+def link_page_url() -> str:
+    """The client's link page, without any token.
+
+    The pack is printed, forwarded and kept for years: a token in it would outlive its link.
+    Tokens are stored hashed, so the worker could only mint a fresh one, and a new live link
+    per build is exactly what must not pile up. This address opens the page while his link
+    session is alive; otherwise the page asks him to open the link he received (e-mail or SMS).
+    """
+    return current_app.config["PUBLIC_URL"] + "/depot"
+
+
 def watermark_on(org: Organisation) -> bool:
     return bool((org.settings or {}).get(WATERMARK_SETTING))
 
@@ -255,7 +384,8 @@ def gather(case: Case, *, today: date, missing: list[str] | None = None) -> Pack
     items = list(case.items)
     documents = accepted_documents(case)
     by_item: dict[int, list[PackDocument]] = {}
-    for document in documents:
+    for document in documents if procedure.uploads else ():
+        # Papers go into the pack only when the portal takes them (catalog `uploads`).
         by_item.setdefault(document.item_id, []).append(_pack_document(document))
     groups = tuple(
         ItemDocuments(number, item.code, item.label, tuple(by_item[item.id]))
@@ -287,18 +417,27 @@ def gather(case: Case, *, today: date, missing: list[str] | None = None) -> Pack
         platform=procedure.platform,
         portal_url=procedure.portal_url,
         period_label=case.period_label,
-        period_words=period_words(case.period_label),
+        period_words=period_words(case.period_label, procedure),
         due_on=case.due_on if case.due_status == "known" else None,
         due_status=case.due_status,
         due_to_confirm=case.due_tag in ("S1", "U"),
         days_left=case.days_left(today) if case.due_status == "known" else None,
         today=today,
-        screens=_screens(case, items),
+        screens=_screens(case, items, procedure),
         steps=_steps(procedure, case, today),
         checklist=checklist,
         items=groups,
         missing=tuple(missing or ()),
         watermark=watermark_text(procedure.platform, today) if watermark_on(org) else None,
+        summary=procedure.summary,
+        action=procedure.action or "",
+        late=procedure.late or "",
+        penalties=tuple(p.words for p in procedure.penalties),
+        login=procedure.login,
+        values_note=procedure.values_note,
+        estimate=_estimate(procedure, case, items),
+        uploads=procedure.uploads,
+        link_page=link_page_url(),
     )
 
 

@@ -140,12 +140,14 @@ def template(name: str) -> Template:
 
 
 def qr_svg(url: str) -> str:
-    """Inline SVG of a QR code for `url` (from the catalog, never from user input)."""
+    """Inline SVG of a QR code for `url` (the catalog's or the app's, never user input)."""
     return segno.make(url, error="m").svg_inline(scale=4, border=2, svgclass="qr", lineclass=None)
 
 
 def sections_html(content: PackContent) -> str:
-    return template("packs/pdf/pack.html").render(pack=content, qr=qr_svg(content.portal_url))
+    return template("packs/pdf/pack.html").render(
+        pack=content, qr=qr_svg(content.portal_url), link_qr=qr_svg(content.link_page)
+    )
 
 
 def render_sections(content: PackContent) -> bytes:

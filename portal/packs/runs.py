@@ -111,7 +111,8 @@ def _give_up(pack: Pack, attempt: int, reason: str, *, retry: bool) -> PackStatu
 def _store(pack: Pack, built: Built, keys: Keys) -> None:
     store = get_store()
     store.put_file(keys.pdf, built.pdf, content_type="application/pdf")
-    store.put_file(keys.zip, built.zip, content_type="application/zip")
+    if built.zip is not None:
+        store.put_file(keys.zip, built.zip, content_type="application/zip")
 
 
 def run_build(
@@ -173,7 +174,7 @@ def _finish(pack: Pack, attempt: int, built: Built, keys: Keys) -> PackStatus | 
             status=PackStatus.ready,
             built_at=utcnow(),
             storage_key=keys.pdf,
-            zip_key=keys.zip,
+            zip_key=keys.zip if built.zip is not None else None,
             pages=built.pages,
             size=built.size,
             sha256=built.sha256,
