@@ -65,6 +65,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from portal.checklists import catalog
 
     catalog.init_app(app)  # a broken procedure file stops here, naming file and field
+    from portal.forms import operations as forms
+
+    forms.init_app(app)  # so does a form map that no longer matches its official PDF
 
     from portal.accounts.views import bp as accounts_bp
     from portal.cases.views import bp as cases_bp

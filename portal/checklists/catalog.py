@@ -234,6 +234,9 @@ class Procedure:
     upload_limit_mb: int | None = None
     sources: tuple[str, ...] = ()
     first_declaration: FirstDeclaration | None = None
+    # Official forms to prefill ({form: <code>, condition: ...}), read and checked against
+    # their PDFs by portal.forms at start-up.
+    forms: tuple[Mapping[str, Any], ...] = ()
 
     def applies(self, situation: Mapping[str, Any]) -> bool:
         """Whether the procedure concerns a client in this situation."""
@@ -437,6 +440,7 @@ _PROCEDURE_OPTIONAL = (
     "tables",
     "upload_limit_mb",
     "first_declaration",
+    "forms",
 )
 
 
@@ -810,6 +814,7 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
         ),
         sources=sources,
         first_declaration=_read_first_declaration(r, m.get("first_declaration"), period, deadline),
+        forms=tuple(r.list(m.get("forms"), "forms")),
     )
 
 

@@ -6,7 +6,7 @@ field map. Each map entry takes one source value (``client.last_name``, ``value.
 ``answer.motif``, ``procedure``, ``today``), writes it with one named format
 (`portal.forms.formatting`) and puts it in exactly one target:
 
-- ``field``: an AcroForm field by its qualified name (text, checkbox, radio group; ``on`` names
+- ``field``: an AcroForm field by its qualified name (text, checkbox, radio group; ``state`` names
   the on-state a checkbox or radio option is set to, ``when`` the source value that sets it);
 - ``boxes``: rows of letter boxes on a flat or scanned page, one character per box, the text
   flowing from one row to the next (``{page, x, y, pitch, count}``, points from the page's
@@ -64,6 +64,7 @@ CLIENT_SOURCES = (
     "city",
     "postcode",
     "phone",
+    "full_name",
     "email",
 )
 DEFAULT_BOX_WIDTH = 10.0
@@ -232,7 +233,7 @@ def _read_field(r: _Reader, raw: Any, path: str, kind: str) -> FieldMap:
         raw,
         path,
         ("label", "source"),
-        ("format", "required", "when", "field", "on", "boxes", "line", "mark"),
+        ("format", "required", "when", "field", "state", "boxes", "line", "mark"),
     )
     source = r.text(m["source"], f"{path}.source")
     _check_source(r, source, f"{path}.source")
@@ -270,7 +271,7 @@ def _read_field(r: _Reader, raw: Any, path: str, kind: str) -> FieldMap:
         required=required,
         when=when,
         field=r.text(m["field"], f"{path}.field") if target == "field" else None,
-        on=r.text(m["on"], f"{path}.on") if "on" in m else None,
+        on=r.text(m["state"], f"{path}.state") if "state" in m else None,
         boxes=boxes,
         line=_read_position(r, m["line"], f"{path}.line", Line) if target == "line" else None,
         mark=_read_position(r, m["mark"], f"{path}.mark", Mark) if target == "mark" else None,
