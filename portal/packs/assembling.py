@@ -278,8 +278,10 @@ def assemble(
     author: str,
     watermark: str | None,
     documents_label: str,
+    forms: Sequence[Part] = (),
 ) -> Assembled:
-    """Write the pack to `out`: sections, then every chapter's documents, stamped and swept."""
+    """Write the pack to `out`: sections, the prefilled forms (each its own bookmarked
+    section), then every chapter's documents, stamped and swept."""
     with contextlib.ExitStack() as stack:
         opened = sections if isinstance(sections, Path) else io.BytesIO(sections)
         source = stack.enter_context(pikepdf.open(opened))
@@ -288,6 +290,11 @@ def assemble(
         outline_entries: list[pikepdf.OutlineItem] = [
             pikepdf.OutlineItem(name, index) for name, index in section_bookmarks(source)
         ]
+        for part in forms:
+            form = stack.enter_context(pikepdf.open(part.path))
+            outline_entries.append(pikepdf.OutlineItem(part.label, len(pdf.pages)))
+            pdf.pages.extend(form.pages)
+        documents_start = len(pdf.pages)
         documents_entry = None
         for chapter in chapters:
             chapter_entry = None
@@ -307,7 +314,7 @@ def assemble(
                     chapter_entry = pikepdf.OutlineItem(chapter.label, start)
                     documents_entry.children.append(chapter_entry)
                 chapter_entry.children.append(pikepdf.OutlineItem(part.label, start))
-        document_pages = len(pdf.pages) - len(source.pages)
+        document_pages = len(pdf.pages) - documents_start
 
         with pdf.open_outline() as outline:
             outline.root.extend(outline_entries)
