@@ -75,6 +75,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from portal.documents.link_views import bp as links_bp
     from portal.documents.public import bp as upload_bp
     from portal.documents.views import bp as documents_bp
+    from portal.forms.views import bp as forms_bp
     from portal.journal.views import bp as journal_bp
     from portal.packs import public as _packs_on_link_page  # noqa: F401 (adds its routes)
     from portal.packs.views import bp as packs_bp
@@ -89,6 +90,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(links_bp)
     app.register_blueprint(upload_bp)
     app.register_blueprint(packs_bp)
+    app.register_blueprint(forms_bp)
     app.register_blueprint(reminders_bp)
     app.register_blueprint(privacy_bp)
     app.register_blueprint(retention_bp)

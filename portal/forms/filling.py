@@ -22,6 +22,7 @@ import pikepdf
 from pikepdf import Name
 from pikepdf.form import (
     CheckboxField,
+    DefaultAppearanceStreamGenerator,
     ExtendedAppearanceStreamGenerator,
     Form,
     RadioButtonGroup,
@@ -130,11 +131,10 @@ def _refuse(url: str, *args: object, **kwargs: object) -> object:
 
 def _overlay_pdf(sizes: Sequence[tuple[float, float]], pages: Mapping[int, list[str]]) -> bytes:
     weasyprint = _weasyprint()
-    body = []
-    for number, (width, height) in enumerate(sizes, start=1):
-        body.append(
-            f'<section class="p{number}">{"".join(pages.get(number, []))}</section>'
-        )
+    body = [
+        f'<section class="p{number}">{"".join(pages.get(number, []))}</section>'
+        for number in range(1, len(sizes) + 1)
+    ]
     page_rules = "".join(
         f"@page p{n} {{ size: {w:.2f}pt {h:.2f}pt; margin: 0 }} .p{n} {{ page: p{n} }}"
         for n, (w, h) in enumerate(sizes, start=1)
@@ -199,18 +199,30 @@ def _strip_xfa(pdf: pikepdf.Pdf) -> None:
             del pdf.Root[key]
 
 
-def _set_auto_size(fm_field: TextField) -> None:
-    """A field whose appearance says "0 Tf" (auto size) gets a fixed size the generators
-    understand; text too wide is then cut with the mark by the caller."""
-    da = fm_field._field.obj.get(Name.DA)
+def _da_size(found: TextField) -> float:
+    """The font size the field's appearance asks for; "0 Tf" (auto) counts as ACROFORM_SIZE."""
+    da = found._field.get_inheritable_field_value("/DA")
+    parts = bytes(da).decode("latin-1").split() if da is not None else []
+    for index, part in enumerate(parts):
+        if part == "Tf" and index >= 1:
+            try:
+                size = float(parts[index - 1])
+            except ValueError:
+                break
+            return size if size > 0 else ACROFORM_SIZE
+    return ACROFORM_SIZE
+
+
+def _set_size(found: TextField, size: float) -> None:
+    """Write `size` into the field's own /DA (auto size or a smaller size to fit the text)."""
+    da = found._field.get_inheritable_field_value("/DA")
     if da is None:
         return
-    text = bytes(da).decode("latin-1")
-    parts = text.split()
+    parts = bytes(da).decode("latin-1").split()
     for index, part in enumerate(parts):
-        if part == "Tf" and index >= 1 and parts[index - 1] in ("0", "0.0"):
-            parts[index - 1] = str(ACROFORM_SIZE)
-            fm_field._field.obj.DA = pikepdf.String(" ".join(parts))
+        if part == "Tf" and index >= 1:
+            parts[index - 1] = f"{size:.2f}"
+    found._field.obj.DA = pikepdf.String(" ".join(parts))
 
 
 def _field_width(found: TextField) -> float:
@@ -223,46 +235,84 @@ def _field_width(found: TextField) -> float:
     return float(rect[2]) - float(rect[0]) - 4
 
 
+def _widgets(found: RadioButtonGroup | CheckboxField) -> list[pikepdf.Dictionary]:
+    obj = found._field.obj
+    kids = obj.get(Name.Kids)
+    return [obj] if kids is None else [kid for kid in kids if Name.AP in kid or Name.Rect in kid]
+
+
+def _states(widget: pikepdf.Dictionary) -> list[str]:
+    appearances = widget.get(Name.AP)
+    if appearances is None or not isinstance(appearances.get(Name.N), pikepdf.Dictionary):
+        return []  # no appearance, or a single stream: no named state
+    # A state spelt in Latin-1 (/civorc#E9) cannot be written back by pikepdf: left out, so
+    # the box is listed for the client to check by hand rather than set to a wrong state.
+    return [str(key) for key in appearances.N if key != "/Off" and key.isprintable()]
+
+
 def on_states(found: RadioButtonGroup | CheckboxField) -> list[Name]:
-    """The on-state names of a box: from its options, or from a lone widget's appearances."""
-    states = [s for s in found.states if s != Name.Off]
+    """The real on-state names of a box or radio group, read from its widgets' appearances
+    (not assumed to be /Yes or /On: official forms use /1, /2, /Oui...)."""
+    seen: list[str] = []
+    for widget in _widgets(found):
+        seen.extend(s for s in _states(widget) if s not in seen)
+    return [Name(s) for s in seen]
+
+
+def _select(found: RadioButtonGroup | CheckboxField, on: str | None) -> None:
+    """Set the field's value to the on-state, and each widget's appearance state to it when
+    the widget has it (the radio option that matches), /Off otherwise."""
+    states = on_states(found)
     if not states:
-        appearances = found._field.obj.get(Name.AP)
-        if appearances is not None and Name.N in appearances:
-            states = [Name(k) for k in appearances.N.keys() if k != "/Off"]
-    return states
+        return
+    state = Name(on) if on else states[0]
+    found._field.obj.V = state
+    for widget in _widgets(found):
+        widget.AS = state if str(state) in _states(widget) else Name.Off
 
 
-def _select(found: RadioButtonGroup, on: str | None) -> None:
-    state = Name(on) if on else on_states(found)[0]
-    if found.states:
-        found.value = state
-    else:  # a radio "group" that is its own single widget
-        found._field.obj.V = state
-        found._field.obj.AS = state
+class _Appearances(ExtendedAppearanceStreamGenerator):
+    """pikepdf's extended generator (comb and multiline fields), falling back to QPDF's own
+    where it cannot read the field's font (a standard font without a descriptor)."""
+
+    def generate_text(self, field: object) -> None:
+        try:
+            super().generate_text(field)  # type: ignore[arg-type]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            DefaultAppearanceStreamGenerator.generate_text(self, field)  # type: ignore[arg-type]
 
 
-def _fill_acroform(pdf: pikepdf.Pdf, values: Sequence[tuple[FieldMap, str]], filled: Filled) -> None:
+def _fill_acroform(
+    pdf: pikepdf.Pdf, values: Sequence[tuple[FieldMap, str]], filled: Filled
+) -> None:
     _strip_xfa(pdf)
-    form = Form(pdf, ExtendedAppearanceStreamGenerator)
+    form = Form(pdf)  # values first; appearances below, for every widget at once
+    laid_out: list[TextField] = []
     for fm, text in values:
         found = form[fm.field or ""]
         cut = False
-        if isinstance(found, CheckboxField):
-            found.checked = True
-        elif isinstance(found, RadioButtonGroup):
+        if isinstance(found, CheckboxField | RadioButtonGroup):
             _select(found, fm.on)
         elif isinstance(found, TextField):
             if found.max_length is not None:
                 text, cut = fit_boxes(text, found.max_length)
             elif not found.is_multiline:
-                _set_auto_size(found)
-                size = ACROFORM_SIZE
-                text, _, cut = fit_line(text, _field_width(found), size)
+                text, size, cut = fit_line(text, _field_width(found), _da_size(found))
+                _set_size(found, size)
             found.value = text
+            if found.is_combed or found.is_multiline:
+                laid_out.append(found)
         filled.written.append(fm.label)
         if cut:
             filled.cut.append(fm.label)
+    # QPDF draws every text widget, even those its field index misses (a field repeated on
+    # several pages); pikepdf's extended generator then redraws comb and multiline fields,
+    # which QPDF lays out as one plain line.
+    pdf.Root.AcroForm.NeedAppearances = True
+    pdf.generate_appearance_streams()
+    generator = _Appearances(pdf, pdf.acroform)
+    for found in laid_out:
+        generator.generate_text(found._field)
     pdf.Root.AcroForm.NeedAppearances = False
 
 
@@ -293,5 +343,3 @@ def flatten(data: bytes) -> bytes:
         out = io.BytesIO()
         pdf.save(out)
         return out.getvalue()
-
-

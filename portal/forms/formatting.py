@@ -13,7 +13,7 @@ from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["FORMATS", "CUT_MARK", "FormatError", "fit_boxes", "format_value", "street_parts"]
+__all__ = ["CUT_MARK", "FORMATS", "FormatError", "fit_boxes", "format_value", "street_parts"]
 
 # What ends a text cut to fit its boxes or its line: the client sees that something is missing.
 CUT_MARK = "…"

@@ -104,7 +104,11 @@ def bind_forms(
         questions = {q.code: frozenset(q.choices) for q in procedure.questions}
         for index, raw in enumerate(procedure.forms):
             path = f"{procedure.code}.yaml: forms[{index}]"
-            if not isinstance(raw, Mapping) or set(raw) - {"form", "condition"} or "form" not in raw:
+            if (
+                not isinstance(raw, Mapping)
+                or set(raw) - {"form", "condition"}
+                or "form" not in raw
+            ):
                 raise CatalogError(path, "expected {form: <code>, condition: ...}")
             spec = forms.get(raw["form"])
             if spec is None:
@@ -141,7 +145,9 @@ def case_forms(case: Case, today: date) -> list[FormSpec]:
     ]
 
 
-def _entries(spec: FormSpec, values: Mapping[str, Any]) -> tuple[list[tuple[FieldMap, str]], list[str], list[str]]:
+def _entries(
+    spec: FormSpec, values: Mapping[str, Any]
+) -> tuple[list[tuple[FieldMap, str]], list[str], list[str]]:
     """(map entries and their text, labels left to write by hand, required labels missing)."""
     written: list[tuple[FieldMap, str]] = []
     to_write: list[str] = []

@@ -300,9 +300,7 @@ def read_form(path: Path) -> FormSpec:
     fields_raw = m["fields"]
     if not isinstance(fields_raw, list) or not fields_raw:
         raise r.error("fields", "expected a non-empty list")
-    fields = tuple(
-        _read_field(r, item, f"fields[{i}]", kind) for i, item in enumerate(fields_raw)
-    )
+    fields = tuple(_read_field(r, item, f"fields[{i}]", kind) for i, item in enumerate(fields_raw))
     return FormSpec(
         code=code,
         cerfa=r.text(str(m["cerfa"]), "cerfa"),
@@ -359,9 +357,7 @@ def check_pdf(spec: FormSpec, pdf: pikepdf.Pdf) -> list[str]:
                 if not isinstance(found, CheckboxField | RadioButtonGroup):
                     problems.append(f"champ « {fm.field} » ({fm.label}) n'est plus une case")
                 elif fm.on is not None and pikepdf.Name(fm.on) not in found.states:
-                    problems.append(
-                        f"case « {fm.field} » ({fm.label}) sans l'état « {fm.on} »"
-                    )
+                    problems.append(f"case « {fm.field} » ({fm.label}) sans l'état « {fm.on} »")
             elif not isinstance(found, TextField):
                 problems.append(f"champ « {fm.field} » ({fm.label}) n'est plus un champ texte")
         return problems
