@@ -190,7 +190,9 @@ def test_other_organisation_id_answers_404(rule, method, http, org, other_admin,
     if rule.endpoint == "upload.value":  # the client may only type values
         made["item"] = next(i for i in _case(org, made).items if i.kind.value == "value")
     if "code" in rule.arguments:  # a prefilled form: a case whose procedure has one
-        made["case"] = open_case(_client(org, made), "ants-passeport", "test", today=TODAY)
+        made["case"] = open_case(
+            _client(org, made), "ants-passeport", "test", today=TODAY, answers={"motif": "vol"}
+        )
     # document_id first: it decides the item of the case.
     order = sorted(rule.arguments, key=lambda a: (a != "document_id", a))
     args = {arg: FIXED[arg] if arg in FIXED else ID_MAKERS[arg](org, made) for arg in order}
