@@ -31,7 +31,16 @@ from pikepdf.form import (
 from PIL import ImageFont
 
 from portal.forms.formatting import CUT_MARK, fit_boxes
-from portal.forms.spec import Boxes, FieldMap, FormSpec, Line, Mark
+from portal.forms.spec import (
+    Boxes,
+    FieldMap,
+    FormSpec,
+    Line,
+    Mark,
+    on_states,
+    widget_states,
+    widgets,
+)
 
 __all__ = ["Filled", "fill", "flatten"]
 
@@ -235,30 +244,6 @@ def _field_width(found: TextField) -> float:
     return float(rect[2]) - float(rect[0]) - 4
 
 
-def _widgets(found: RadioButtonGroup | CheckboxField) -> list[pikepdf.Dictionary]:
-    obj = found._field.obj
-    kids = obj.get(Name.Kids)
-    return [obj] if kids is None else [kid for kid in kids if Name.AP in kid or Name.Rect in kid]
-
-
-def _states(widget: pikepdf.Dictionary) -> list[str]:
-    appearances = widget.get(Name.AP)
-    if appearances is None or not isinstance(appearances.get(Name.N), pikepdf.Dictionary):
-        return []  # no appearance, or a single stream: no named state
-    # A state spelt in Latin-1 (/civorc#E9) cannot be written back by pikepdf: left out, so
-    # the box is listed for the client to check by hand rather than set to a wrong state.
-    return [str(key) for key in appearances.N if key != "/Off" and key.isprintable()]
-
-
-def on_states(found: RadioButtonGroup | CheckboxField) -> list[Name]:
-    """The real on-state names of a box or radio group, read from its widgets' appearances
-    (not assumed to be /Yes or /On: official forms use /1, /2, /Oui...)."""
-    seen: list[str] = []
-    for widget in _widgets(found):
-        seen.extend(s for s in _states(widget) if s not in seen)
-    return [Name(s) for s in seen]
-
-
 def _select(found: RadioButtonGroup | CheckboxField, on: str | None) -> None:
     """Set the field's value to the on-state, and each widget's appearance state to it when
     the widget has it (the radio option that matches), /Off otherwise."""
@@ -267,8 +252,8 @@ def _select(found: RadioButtonGroup | CheckboxField, on: str | None) -> None:
         return
     state = Name(on) if on else states[0]
     found._field.obj.V = state
-    for widget in _widgets(found):
-        widget.AS = state if str(state) in _states(widget) else Name.Off
+    for widget in widgets(found):
+        widget.AS = state if str(state) in widget_states(widget) else Name.Off
 
 
 class _Appearances(ExtendedAppearanceStreamGenerator):

@@ -8,22 +8,30 @@ rather than leaving a box empty on a client's form.
 
 from __future__ import annotations
 
+import io
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import pikepdf
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy import select
 
+from portal import audit
 from portal.cases.models import Case
 from portal.cases.operations import procedure_of
 from portal.checklists.catalog import Catalog, CatalogError, catalog
 from portal.checklists.conditions import Condition, evaluate, parse
+from portal.db import db
 from portal.forms.filling import fill, flatten
 from portal.forms.formatting import FormatError, format_value
+from portal.forms.models import OfficialForm
 from portal.forms.sources import source_values
-from portal.forms.spec import FieldMap, FormSpec, load_forms
+from portal.forms.spec import FieldMap, FormSpec, check_pdf, load_forms, pdf_problem, sha256
+from portal.storage import get_store
 
 __all__ = [
     "CaseForm",
@@ -125,7 +133,8 @@ def init_app(app: Any) -> None:
     directory = app.config.get("FORMS_DIR")
     from pathlib import Path
 
-    forms = load_forms(Path(directory) if directory else None)
+    with app.app_context():  # the checks' messages go through gettext
+        forms = load_forms(Path(directory) if directory else None)
     procedures = app.extensions.get("catalog") or catalog()
     app.extensions["forms"] = bind_forms(procedures, forms)
 
@@ -182,7 +191,8 @@ def fill_case_form(case: Case, spec: FormSpec, today: date, *, strict: bool = Fa
 
     `strict`: refuse (MissingValues) when a required value is unknown, as the command does;
     the pack and the download fill what they can and list the rest."""
-    if not spec.file.is_file():
+    official = official_pdf(spec, case.org_id)
+    if official is None:
         raise FormUnavailable(
             _(
                 "Le formulaire officiel cerfa %(cerfa)s n'est pas encore disponible dans "
@@ -194,7 +204,7 @@ def fill_case_form(case: Case, spec: FormSpec, today: date, *, strict: bool = Fa
     written, to_write, missing = _entries(spec, values)
     if strict and missing:
         raise MissingValues(missing)
-    filled = fill(spec, spec.file.read_bytes(), written)
+    filled = fill(spec, official, written)
     return CaseForm(spec=spec, pdf=filled.pdf, to_write=to_write, cut=filled.cut)
 
 
@@ -209,3 +219,122 @@ def find_form(case: Case, code: str, today: date) -> FormSpec:
             code=code,
         )
     )
+
+
+# --- newer official versions, uploaded by an admin -------------------------------------------
+
+MAX_FORM_BYTES = 20 * 1024 * 1024
+
+
+class FormRefused(Exception):
+    """An uploaded official file that cannot replace the form; `reason` is French."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def latest_version(org_id: int, code: str) -> OfficialForm | None:
+    """The newest version of the form this organisation uploaded, if any."""
+    stmt = (
+        select(OfficialForm)
+        .where(OfficialForm.org_id == org_id, OfficialForm.form_code == code)
+        .order_by(OfficialForm.id.desc())
+        .limit(1)
+    )
+    return db.session.execute(stmt).scalar_one_or_none()
+
+
+def official_pdf(spec: FormSpec, org_id: int) -> bytes | None:
+    """The official PDF the organisation fills: its newest upload, else the shipped one."""
+    uploaded = latest_version(org_id, spec.code)
+    if uploaded is not None:
+        return get_store().get_bytes(uploaded.storage_key)
+    return spec.file.read_bytes() if spec.file.is_file() else None
+
+
+def has_official_pdf(spec: FormSpec, org_id: int) -> bool:
+    return spec.file.is_file() or latest_version(org_id, spec.code) is not None
+
+
+def _page_sizes(pdf: pikepdf.Pdf) -> list[tuple[int, int]]:
+    sizes = []
+    for page in pdf.pages:
+        box = [float(v) for v in page.mediabox]
+        sizes.append((round(box[2] - box[0]), round(box[3] - box[1])))
+    return sizes
+
+
+def check_version(spec: FormSpec, data: bytes, current_sha256: str | None) -> int:
+    """The page count of `data` when it may replace the form's PDF; FormRefused otherwise."""
+    if len(data) > MAX_FORM_BYTES:
+        raise FormRefused(_("Ce fichier dépasse 20 Mo : ce n'est pas un formulaire officiel."))
+    problem = pdf_problem(data)
+    if problem is not None:
+        raise FormRefused(problem)
+    if sha256(data) in (current_sha256, spec.sha256 if spec.file.is_file() else None):
+        raise FormRefused(_("Ce fichier est déjà la version utilisée : rien n'a changé."))
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        if spec.kind == "overlay" and spec.file.is_file():
+            # A flat form has no field names to compare: its pages must be laid out alike.
+            with pikepdf.open(spec.file) as shipped:
+                if _page_sizes(pdf) != _page_sizes(shipped):
+                    raise FormRefused(
+                        _(
+                            "Ce PDF n'a pas les pages du cerfa %(cerfa)s (nombre ou format "
+                            "différent) : ce n'est pas ce formulaire.",
+                            cerfa=spec.cerfa,
+                        )
+                    )
+        problems = check_pdf(spec, pdf)
+        if problems:
+            raise FormRefused(
+                _(
+                    "Ce PDF ne correspond pas à la carte du cerfa %(cerfa)s, rien n'a été "
+                    "changé. Champs déplacés ou absents : %(problems)s.",
+                    cerfa=spec.cerfa,
+                    problems=" ; ".join(problems),
+                )
+            )
+        return len(pdf.pages)
+
+
+def upload_version(
+    org_id: int, spec: FormSpec, data: bytes, filename: str, actor: str
+) -> OfficialForm:
+    """Store a newer official version of the form, accepted only when its map still holds.
+
+    The object is stored before its row; if the row does not commit, the object is deleted."""
+    current = latest_version(org_id, spec.code)
+    pages = check_version(spec, data, current.sha256 if current else None)
+    store = get_store()
+    key = f"org/{org_id}/forms/{uuid.uuid4().hex}.pdf"
+    store.put_bytes(key, data, content_type="application/pdf")
+    try:
+        row = OfficialForm(
+            org_id=org_id,
+            form_code=spec.code,
+            storage_key=key,
+            filename=filename[:200] or spec.filename,
+            sha256=sha256(data),
+            size=len(data),
+            pages=pages,
+            uploaded_by=actor,
+        )
+        db.session.add(row)
+        audit.record(org_id, actor, "form.version_uploaded", f"form:{spec.code}", sha256=row.sha256)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        store.delete(key)
+        raise
+    return row
+
+
+def form_specs() -> Mapping[str, FormSpec]:
+    """Every form the catalog knows, by code (shipped or announced)."""
+    seen: dict[str, FormSpec] = {}
+    for entries in _bound().values():
+        for entry in entries:
+            seen.setdefault(entry.spec.code, entry.spec)
+    return dict(sorted(seen.items()))

@@ -32,6 +32,7 @@ from typing import Any
 
 import pikepdf
 import yaml
+from flask_babel import gettext as _
 from pikepdf.form import CheckboxField, Form, RadioButtonGroup, TextField
 
 from portal.checklists.catalog import CATALOG_DIR, CatalogError
@@ -320,15 +321,22 @@ def read_form(path: Path) -> FormSpec:
 def pdf_problem(data: bytes) -> str | None:
     """Why these bytes are not an official form we can fill (French), or None."""
     if not data.startswith(b"%PDF-"):
-        return "Ce fichier n'est pas un PDF."
+        return _("Ce fichier n'est pas un PDF.")
     try:
         with pikepdf.open(io.BytesIO(data)) as pdf:
+            if pdf.is_encrypted:
+                return _(
+                    "Ce PDF est chiffré : il faut la version publique du formulaire, "
+                    "sans protection."
+                )
             if len(pdf.pages) == 0:
-                return "Ce PDF n'a aucune page."
+                return _("Ce PDF n'a aucune page.")
     except pikepdf.PasswordError:
-        return "Ce PDF est protégé par un mot de passe : il faut la version publique du formulaire."
+        return _(
+            "Ce PDF est protégé par un mot de passe : il faut la version publique du formulaire."
+        )
     except pikepdf.PdfError:
-        return "Ce PDF est illisible."
+        return _("Ce PDF est illisible.")
     return None
 
 
@@ -337,30 +345,62 @@ def _page_size(pdf: pikepdf.Pdf, index: int) -> tuple[float, float]:
     return box[2] - box[0], box[3] - box[1]
 
 
+def widgets(found: RadioButtonGroup | CheckboxField) -> list[pikepdf.Dictionary]:
+    obj = found._field.obj
+    kids = obj.get(pikepdf.Name.Kids)
+    return (
+        [obj]
+        if kids is None
+        else [kid for kid in kids if pikepdf.Name.AP in kid or pikepdf.Name.Rect in kid]
+    )
+
+
+def widget_states(widget: pikepdf.Dictionary) -> list[str]:
+    appearances = widget.get(pikepdf.Name.AP)
+    if appearances is None or not isinstance(appearances.get(pikepdf.Name.N), pikepdf.Dictionary):
+        return []  # no appearance, or a single stream: no named state
+    # A state spelt in Latin-1 (/civorc#E9) cannot be written back by pikepdf: left out, so
+    # the box is listed for the client to check by hand rather than set to a wrong state.
+    return [str(key) for key in appearances.N if key != "/Off" and key.isprintable()]
+
+
+def on_states(found: RadioButtonGroup | CheckboxField) -> list[pikepdf.Name]:
+    """The real on-state names of a box or radio group, read from its widgets' appearances
+    (not assumed to be /Yes or /On: official forms use /1, /2, /Oui...)."""
+    seen: list[str] = []
+    for widget in widgets(found):
+        seen.extend(s for s in widget_states(widget) if s not in seen)
+    return [pikepdf.Name(s) for s in seen]
+
+
+def _field_problem(fm: FieldMap, form: Form) -> str | None:
+    assert fm.field is not None
+    where = {"f": fm.field, "l": fm.label}
+    if fm.field not in form:
+        return _("champ « %(f)s » (%(l)s) introuvable", **where)
+    found = form[fm.field]
+    if isinstance(found, list):
+        return _("champ « %(f)s » (%(l)s) en plusieurs exemplaires", **where)
+    if fm.is_check:
+        if not isinstance(found, CheckboxField | RadioButtonGroup):
+            return _("champ « %(f)s » (%(l)s) n'est plus une case", **where)
+        states = [str(s) for s in on_states(found)]
+        if not states or (fm.on is not None and fm.on not in states):
+            return _("case « %(f)s » (%(l)s) sans l'état « %(s)s »", s=fm.on or "?", **where)
+    elif not isinstance(found, TextField):
+        return _("champ « %(f)s » (%(l)s) n'est plus un champ texte", **where)
+    return None
+
+
 def check_pdf(spec: FormSpec, pdf: pikepdf.Pdf) -> list[str]:
     """Every way `pdf` does not match the map of `spec`, in French (empty: it matches)."""
-    problems: list[str] = []
     pages = len(pdf.pages)
     if spec.kind == "acroform":
         if "/AcroForm" not in pdf.Root:
-            return ["Ce PDF n'a aucun champ à remplir : ce n'est pas ce formulaire."]
+            return [_("Ce PDF n'a aucun champ à remplir : ce n'est pas ce formulaire.")]
         form = Form(pdf)
-        for fm in spec.fields:
-            assert fm.field is not None
-            if fm.field not in form:
-                problems.append(f"champ « {fm.field} » ({fm.label}) introuvable")
-                continue
-            found = form[fm.field]
-            if isinstance(found, list):
-                problems.append(f"champ « {fm.field} » ({fm.label}) en plusieurs exemplaires")
-            elif fm.is_check:
-                if not isinstance(found, CheckboxField | RadioButtonGroup):
-                    problems.append(f"champ « {fm.field} » ({fm.label}) n'est plus une case")
-                elif fm.on is not None and pikepdf.Name(fm.on) not in found.states:
-                    problems.append(f"case « {fm.field} » ({fm.label}) sans l'état « {fm.on} »")
-            elif not isinstance(found, TextField):
-                problems.append(f"champ « {fm.field} » ({fm.label}) n'est plus un champ texte")
-        return problems
+        return [p for p in (_field_problem(fm, form) for fm in spec.fields) if p is not None]
+    problems: list[str] = []
     for fm in spec.fields:
         places: list[tuple[int, float, float]] = []
         for row in fm.boxes:
@@ -372,11 +412,18 @@ def check_pdf(spec: FormSpec, pdf: pikepdf.Pdf) -> list[str]:
             places.append((fm.mark.page, fm.mark.x + fm.mark.size, fm.mark.y + fm.mark.size))
         for page, right, bottom in places:
             if page > pages:
-                problems.append(f"« {fm.label} » : page {page} absente (le PDF a {pages} pages)")
+                problems.append(
+                    _(
+                        "« %(l)s » : page %(p)d absente (le PDF a %(n)d pages)",
+                        l=fm.label,
+                        p=page,
+                        n=pages,
+                    )
+                )
                 break
             width, height = _page_size(pdf, page - 1)
             if right > width + 0.5 or bottom > height + 0.5:
-                problems.append(f"« {fm.label} » : hors de la page {page}")
+                problems.append(_("« %(l)s » : hors de la page %(p)d", l=fm.label, p=page))
                 break
     return problems
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from portal.accounts.models import Organisation
 from portal.db import db, utcnow
 from portal.documents.models import Document
+from portal.forms.models import OfficialForm
 from portal.packs.models import Pack
 from portal.privacy.models import Export, PendingDeletion
 from portal.storage import ObjectInfo, StorageError, get_store
@@ -37,6 +38,7 @@ KEY_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
     Pack.storage_key,
     Pack.zip_key,
     Export.storage_key,
+    OfficialForm.storage_key,
 )
 
 
