@@ -20,7 +20,15 @@ from portal.cases.operations import open_case, set_value
 from portal.db import db
 from portal.forms.filling import fill, flatten, on_states
 from portal.forms.formatting import CUT_MARK, format_value, street_parts
-from portal.forms.operations import fill_case_form, find_form
+from portal.forms.operations import (
+    FormRefused,
+    fill_case_form,
+    find_form,
+    form_specs,
+    latest_version,
+    official_pdf,
+    upload_version,
+)
 from portal.forms.sources import address_parts
 from portal.forms.spec import (
     FORMS_DIR,
@@ -33,6 +41,7 @@ from portal.forms.spec import (
     pdf_problem,
 )
 from portal.packs.forms_section import form_parts
+from portal.storage import get_store
 from portal.tenancy import bind_org
 from tests import factories
 
@@ -425,3 +434,113 @@ def test_case_page_download_is_journaled(http, org, agent):
         events = db.session.query(AuditEvent).filter_by(action="form.downloaded").all()
     assert [e.target for e in events] == [case.ref]
     assert http.get(f"/dossiers/{case.id}/formulaires/cerfa-13753-04.pdf").status_code == 404
+
+
+# --- newer official versions -----------------------------------------------------------------
+
+
+def _variant(path: Path, **changes: Any) -> bytes:
+    """The PDF at `path`, re-saved with a new title (a "newer version") or a field renamed."""
+    out = io.BytesIO()
+    with pikepdf.open(path) as pdf:
+        pdf.docinfo["/Title"] = changes.get("title", "version 2027")
+        rename = changes.get("rename")
+        nodes = list(pdf.Root.AcroForm.Fields) if rename else []
+        while nodes:
+            node = nodes.pop()
+            nodes.extend(node.get("/Kids") or [])
+            if str(node.get("/T", "")) == rename[0]:
+                node.T = pikepdf.String(rename[1])
+        pdf.save(out)
+    return out.getvalue()
+
+
+def _form_objects(org_id: int) -> list[str]:
+    return [o.key for o in get_store().list(f"org/{org_id}/forms/")]
+
+
+def test_an_admin_uploads_a_newer_version_that_still_matches(ctx, org, admin):
+    spec = form_specs()["cerfa-13753-04"]
+    newer = _variant(FORMS_DIR / "cerfa_13753-04.pdf")
+    with bind_org(org.id):
+        row = upload_version(org.id, spec, newer, "cerfa_13753-05.pdf", admin.ref)
+        assert _form_objects(org.id) == [row.storage_key]
+        assert official_pdf(spec, org.id) == newer
+        case = _theft_case(org)
+        filled = fill_case_form(case, spec, TODAY)
+    with pikepdf.open(io.BytesIO(filled.pdf)) as pdf:
+        assert str(pdf.docinfo["/Title"]) == "version 2027"  # the uploaded file was filled
+    with bind_org(org.id):
+        events = db.session.query(AuditEvent).filter_by(action="form.version_uploaded").all()
+    assert [e.target for e in events] == ["form:cerfa-13753-04"]
+
+
+@pytest.mark.parametrize(
+    ("code", "make", "expected"),
+    [
+        ("cerfa-13753-04", lambda: b"GIF89a not a pdf", "n'est pas un PDF"),
+        ("cerfa-13753-04", lambda: _encrypted(FORMS_DIR / "cerfa_13753-04.pdf"), "chiffré"),
+        (
+            "cerfa-13753-04",
+            lambda: (TEST_FORMS / "cerfa_12504-03_CMUC-ACS_demande_2011.pdf").read_bytes(),
+            "txtNoms[0]",
+        ),
+        (
+            "cerfa-13753-04",
+            lambda: _variant(FORMS_DIR / "cerfa_13753-04.pdf", rename=("txtMarque[0]", "txtM[0]")),
+            "Marque (D.1)",
+        ),
+        (
+            "cerfa-12100-03",
+            lambda: (FORMS_DIR / "cerfa_13753-04.pdf").read_bytes(),
+            "n'a pas les pages du cerfa 12100*03",
+        ),
+        ("cerfa-13753-04", lambda: (FORMS_DIR / "cerfa_13753-04.pdf").read_bytes(), "déjà"),
+    ],
+    ids=["not-pdf", "encrypted", "other-form", "field-moved", "other-flat-form", "same-file"],
+)
+def test_bad_official_files_are_refused_and_change_nothing(ctx, org, admin, code, make, expected):
+    spec = form_specs()[code]
+    with bind_org(org.id), pytest.raises(FormRefused) as refused:
+        upload_version(org.id, spec, make(), "x.pdf", admin.ref)
+    assert expected in refused.value.reason
+    with bind_org(org.id):
+        assert latest_version(org.id, code) is None
+    assert _form_objects(org.id) == []
+
+
+def _encrypted(path: Path) -> bytes:
+    out = io.BytesIO()
+    with pikepdf.open(path) as pdf:
+        pdf.save(out, encryption=pikepdf.Encryption(owner="o", user=""))
+    return out.getvalue()
+
+
+def test_versions_page_is_for_admins_and_says_why_a_file_is_refused(http, org, admin, agent):
+    staff = http.application.test_client()
+    staff.login(agent)
+    assert staff.get("/organisation/formulaires").status_code == 403
+    http.login(admin)
+    page = http.get("/organisation/formulaires").get_data(as_text=True)
+    assert "13753*04" in page and "2042" in page and "à téléverser" in page
+    other = TEST_FORMS / "cerfa_12504-03_CMUC-ACS_demande_2011.pdf"
+    response = http.post_form(
+        "/organisation/formulaires/cerfa-13753-04",
+        {"file": (io.BytesIO(other.read_bytes()), "autre.pdf")},
+        page="/organisation/formulaires",
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    html = response.get_data(as_text=True)
+    assert "ne correspond pas à la carte du cerfa 13753*04" in html and "txtNoms[0]" in html
+    newer = _variant(FORMS_DIR / "cerfa_13753-04.pdf")
+    response = http.post_form(
+        "/organisation/formulaires/cerfa-13753-04",
+        {"file": (io.BytesIO(newer), "cerfa_13753-05.pdf")},
+        page="/organisation/formulaires",
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    html = response.get_data(as_text=True)
+    assert "Nouvelle version du cerfa 13753*04 enregistrée" in html
+    assert "cerfa_13753-05.pdf" in html

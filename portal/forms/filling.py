@@ -37,6 +37,7 @@ from portal.forms.spec import (
     FormSpec,
     Line,
     Mark,
+    find_field,
     on_states,
     widget_states,
     widgets,
@@ -274,7 +275,7 @@ def _fill_acroform(
     form = Form(pdf)  # values first; appearances below, for every widget at once
     laid_out: list[TextField] = []
     for fm, text in values:
-        found = form[fm.field or ""]
+        found = find_field(form, fm.field or "")
         cut = False
         if isinstance(found, CheckboxField | RadioButtonGroup):
             _select(found, fm.on)

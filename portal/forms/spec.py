@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,8 +290,8 @@ def read_form(path: Path) -> FormSpec:
     m = r.mapping(
         raw,
         "",
-        ("code", "cerfa", "title", "file", "sha256", "source", "kind", "fields"),
-        ("note",),
+        ("code", "cerfa", "title", "file", "source", "kind", "fields"),
+        ("sha256", "note"),
     )
     code = r.text(m["code"], "code")
     if code != path.stem:
@@ -307,7 +308,7 @@ def read_form(path: Path) -> FormSpec:
         cerfa=r.text(str(m["cerfa"]), "cerfa"),
         title=r.text(m["title"], "title"),
         file=path.with_name(r.text(m["file"], "file")),
-        sha256=r.text(m["sha256"], "sha256").lower(),
+        sha256=r.text(m["sha256"], "sha256").lower() if "sha256" in m else "",
         source=r.text(m["source"], "source"),
         kind=kind,
         fields=fields,
@@ -373,13 +374,43 @@ def on_states(found: RadioButtonGroup | CheckboxField) -> list[pikepdf.Name]:
     return [pikepdf.Name(s) for s in seen]
 
 
+_INDEX = re.compile(r"\[\d+\]$")
+
+
+def find_field(form: Form, name: str) -> Any:
+    """The field a map names: by its qualified name, else the one field whose last name part
+    (``...1AJ[0]``) or tooltip is `name` — so a map can name a tax form's fields by their box
+    codes before the official fillable PDF is in hand. KeyError when none, LookupError when
+    several match."""
+    if name in form:
+        found = form[name]
+        if isinstance(found, list):
+            raise LookupError(name)
+        return found
+    wanted = name.casefold()
+    matches = []
+    for qualified, found in form.items():
+        if isinstance(found, list):
+            continue
+        last = _INDEX.sub("", qualified.rsplit(".", 1)[-1]).casefold()
+        tooltip = str(found._field.obj.get("/TU", "")).strip().casefold()
+        if wanted in (last, tooltip):
+            matches.append(found)
+    if not matches:
+        raise KeyError(name)
+    if len(matches) > 1:
+        raise LookupError(name)
+    return matches[0]
+
+
 def _field_problem(fm: FieldMap, form: Form) -> str | None:
     assert fm.field is not None
     where = {"f": fm.field, "l": fm.label}
-    if fm.field not in form:
+    try:
+        found = find_field(form, fm.field)
+    except KeyError:
         return _("champ « %(f)s » (%(l)s) introuvable", **where)
-    found = form[fm.field]
-    if isinstance(found, list):
+    except LookupError:
         return _("champ « %(f)s » (%(l)s) en plusieurs exemplaires", **where)
     if fm.is_check:
         if not isinstance(found, CheckboxField | RadioButtonGroup):
@@ -443,6 +474,8 @@ def load_forms(directory: Path | None = None) -> Mapping[str, FormSpec]:
             forms[spec.code] = spec  # announced, not shipped (an admin uploads it)
             continue
         data = spec.file.read_bytes()
+        if not spec.sha256:
+            raise CatalogError(where, f"{spec.file.name} is shipped: give its sha256")
         if sha256(data) != spec.sha256:
             raise CatalogError(where, f"{spec.file.name} does not match its sha256")
         with pikepdf.open(io.BytesIO(data)) as pdf:
