@@ -544,3 +544,34 @@ def test_versions_page_is_for_admins_and_says_why_a_file_is_refused(http, org, a
     html = response.get_data(as_text=True)
     assert "Nouvelle version du cerfa 13753*04 enregistrée" in html
     assert "cerfa_13753-05.pdf" in html
+
+
+def test_the_pack_goes_out_of_date_when_a_form_fact_changes(ctx, org):
+    from portal.packs.content import inputs_digest
+
+    with bind_org(org.id):
+        case = _passport_case(org)
+        before = inputs_digest(case)
+        case.client.birth_place = "Lyon"
+        assert inputs_digest(case) != before
+
+
+def test_the_client_downloads_his_form_from_his_link_page(http, org, agent):
+    from tests.test_tenancy import _open_link
+
+    with bind_org(org.id):
+        case = _passport_case(org)
+        client = case.client
+        db.session.commit()
+    _open_link(http, org, client)
+    page = http.get("/depot").get_data(as_text=True)
+    url = f"/depot/formulaires/{case.id}/cerfa-12100-03.pdf"
+    assert url in page
+    response = http.get(url)
+    assert response.status_code == 200
+    text = pdfium.PdfDocument(response.data)[0].get_textpage().get_text_range()
+    assert "MODÈLE" in text.replace(" ", "")
+    with bind_org(org.id):
+        events = db.session.query(AuditEvent).filter_by(action="form.downloaded").all()
+    assert [e.actor.startswith("link:") for e in events] == [True]
+    assert http.get(f"/depot/formulaires/{case.id}/cerfa-13753-04.pdf").status_code == 404

@@ -338,3 +338,21 @@ def form_specs() -> Mapping[str, FormSpec]:
         for entry in entries:
             seen.setdefault(entry.spec.code, entry.spec)
     return dict(sorted(seen.items()))
+
+
+def form_inputs(case: Case, today: date) -> list[Any]:
+    """What the case's filled forms depend on (the official version and every value the maps
+    read, not the day), for the pack's digest: a pack goes out of date when one changes."""
+    values = source_values(case, today)
+    inputs: list[Any] = []
+    for spec in case_forms(case, today):
+        uploaded = latest_version(case.org_id, spec.code)
+        used = sorted({fm.source for fm in spec.fields} - {"today"})
+        inputs.append(
+            [
+                spec.code,
+                uploaded.sha256 if uploaded else spec.sha256,
+                [[source, str(values.get(source, ""))] for source in used],
+            ]
+        )
+    return inputs

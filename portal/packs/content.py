@@ -27,6 +27,7 @@ from portal.checklists.catalog import Procedure, ValueSpec
 from portal.checklists.values import display_value
 from portal.db import db
 from portal.documents.models import Document, Review
+from portal.forms.operations import form_inputs
 
 # The words the client reads in the pack's checklist (shorter than the staff screens').
 STATE_LABELS = {
@@ -331,5 +332,8 @@ def inputs_digest(case: Case) -> str:
         ],
         "watermark": watermark_on(org),
     }
+    forms = form_inputs(case, date.today())
+    if forms:  # only cases with an official form: other packs keep their digest
+        facts["forms"] = forms
     encoded = json.dumps(facts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
