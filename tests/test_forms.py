@@ -154,6 +154,9 @@ def test_engine_fills_every_field_of_every_acroform(path):
             assert value == marker, name
     with pikepdf.open(io.BytesIO(filled.pdf)) as pdf:
         assert "/XFA" not in pdf.Root.AcroForm
+        assert not [o for o in pdf.objects if isinstance(o, pikepdf.Dictionary) and "/AA" in o]
+        assert "/OpenAction" not in pdf.Root
+        assert "/JavaScript" not in pdf.Root.get("/Names", {})
         places = _widget_places(pdf)
     flat = pdfium.PdfDocument(flatten(filled.pdf))
     pages = [flat[i] for i in range(len(flat))]  # kept alive: renders are cached by page
@@ -285,10 +288,8 @@ def test_shipped_maps_validate_and_a_different_form_is_refused():
         problems = check_pdf(forms["cerfa-13753-04"], pdf)
     assert any("txtNoms" in p and "introuvable" in p for p in problems)
     assert pdf_problem(b"hello") == "Ce fichier n'est pas un PDF."
-    encrypted = io.BytesIO()
-    with pikepdf.open(other) as pdf:
-        pdf.save(encrypted, encryption=pikepdf.Encryption(owner="o", user="u"))
-    assert "mot de passe" in (pdf_problem(encrypted.getvalue()) or "")
+    assert "mot de passe" in (pdf_problem(_encrypted(other, user="u")) or "")
+    assert "chiffré" in (pdf_problem(_encrypted(other)) or "")
 
 
 def _passport_case(org):
@@ -509,10 +510,11 @@ def test_bad_official_files_are_refused_and_change_nothing(ctx, org, admin, code
     assert _form_objects(org.id) == []
 
 
-def _encrypted(path: Path) -> bytes:
+def _encrypted(path: Path, user: str = "") -> bytes:
+    """`path` encrypted: with a user password it cannot be opened, without one it can."""
     out = io.BytesIO()
     with pikepdf.open(path) as pdf:
-        pdf.save(out, encryption=pikepdf.Encryption(owner="o", user=""))
+        pdf.save(out, encryption=pikepdf.Encryption(owner="o", user=user))
     return out.getvalue()
 
 

@@ -198,6 +198,27 @@ def _fill_overlay(pdf: pikepdf.Pdf, values: Sequence[tuple[FieldMap, str]], fill
 # --- AcroForm --------------------------------------------------------------------------------
 
 
+def _strip_active(pdf: pikepdf.Pdf) -> None:
+    """No script, automatic action or attachment leaves with a filled form: official forms carry
+    format and keystroke scripts (and an admin's upload may carry anything); the fields stay."""
+    for key in (Name.OpenAction, Name.AA):
+        if key in pdf.Root:
+            del pdf.Root[key]
+    names = pdf.Root.get(Name.Names)
+    if names is not None:
+        for key in (Name.JavaScript, Name.EmbeddedFiles):
+            if key in names:
+                del names[key]
+    for obj in pdf.objects:
+        if not isinstance(obj, pikepdf.Dictionary):
+            continue
+        if Name.AA in obj:
+            del obj[Name.AA]
+        action = obj.get(Name.A)
+        if isinstance(action, pikepdf.Dictionary) and action.get(Name.S) != Name.URI:
+            del obj[Name.A]
+
+
 def _strip_xfa(pdf: pikepdf.Pdf) -> None:
     """XFA first in every viewer that reads it: removed, the AcroForm values are what shows.
     The usage-rights signature (/Perms) would be broken by any change: removed too."""
@@ -308,6 +329,7 @@ def fill(spec: FormSpec, data: bytes, values: Sequence[tuple[FieldMap, str]]) ->
     Check entries come with the text "X"; the caller decides which apply (`when`)."""
     filled = Filled(pdf=b"")
     with pikepdf.open(io.BytesIO(data)) as pdf:
+        _strip_active(pdf)
         if spec.kind == "acroform":
             _fill_acroform(pdf, values, filled)
         else:
