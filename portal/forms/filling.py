@@ -46,7 +46,7 @@ from portal.forms.spec import (
 __all__ = ["Filled", "fill", "flatten"]
 
 FONT_FAMILY = "DejaVu Sans"
-FONT_FILE = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+FONT_FILE = "DejaVuSans.ttf"  # Pillow finds it among the system fonts (fonts-dejavu-core)
 MIN_SIZE = 6.0  # pt: below this a line is cut rather than shrunk
 ACROFORM_SIZE = 9.0  # pt, for fields whose appearance asks for "auto" (0 Tf)
 
