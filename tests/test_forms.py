@@ -577,3 +577,27 @@ def test_the_client_downloads_his_form_from_his_link_page(http, org, agent):
         events = db.session.query(AuditEvent).filter_by(action="form.downloaded").all()
     assert [e.actor.startswith("link:") for e in events] == [True]
     assert http.get(f"/depot/formulaires/{case.id}/cerfa-13753-04.pdf").status_code == 404
+
+
+def test_a_map_that_no_longer_matches_its_pdf_stops_the_start(tmp_path):
+    import shutil
+
+    from portal.checklists.catalog import CatalogError
+
+    for name in (
+        "cerfa-13753-04.yaml",
+        "cerfa_13753-04.pdf",
+        "cerfa-12100-03.yaml",
+        "cerfa_12100-03.pdf",
+    ):
+        shutil.copy(FORMS_DIR / name, tmp_path / name)
+    assert set(load_forms(tmp_path)) == {"cerfa-13753-04", "cerfa-12100-03"}
+    acro = tmp_path / "cerfa-13753-04.yaml"
+    acro.write_text(acro.read_text(encoding="utf-8").replace("txtMarque[0]", "txtMarq[0]"))
+    with pytest.raises(CatalogError, match=r"txtMarq\[0\].*introuvable"):
+        load_forms(tmp_path)
+    shutil.copy(FORMS_DIR / "cerfa-13753-04.yaml", acro)
+    flat = tmp_path / "cerfa-12100-03.yaml"
+    flat.write_text(flat.read_text(encoding="utf-8").replace("x: 83.5, y: 356", "x: 583.5, y: 356"))
+    with pytest.raises(CatalogError, match="Code postal.*hors de la page 1"):
+        load_forms(tmp_path)
