@@ -599,5 +599,5 @@ def test_a_map_that_no_longer_matches_its_pdf_stops_the_start(tmp_path):
     shutil.copy(FORMS_DIR / "cerfa-13753-04.yaml", acro)
     flat = tmp_path / "cerfa-12100-03.yaml"
     flat.write_text(flat.read_text(encoding="utf-8").replace("x: 83.5, y: 356", "x: 583.5, y: 356"))
-    with pytest.raises(CatalogError, match="Code postal.*hors de la page 1"):
+    with pytest.raises(CatalogError, match=r"Code postal.*hors de la page 1"):
         load_forms(tmp_path)
