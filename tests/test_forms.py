@@ -601,3 +601,130 @@ def test_a_map_that_no_longer_matches_its_pdf_stops_the_start(tmp_path):
     flat.write_text(flat.read_text(encoding="utf-8").replace("x: 83.5, y: 356", "x: 583.5, y: 356"))
     with pytest.raises(CatalogError, match=r"Code postal.*hors de la page 1"):
         load_forms(tmp_path)
+
+
+def _section_start(pdf_bytes: bytes, title: str) -> int:
+    with pikepdf.open(io.BytesIO(pdf_bytes)) as pdf, pdf.open_outline() as outline:
+        pages = {page.obj.objgen: index for index, page in enumerate(pdf.pages)}
+        for item in outline.root:
+            if item.title.startswith(title):
+                return pages[item.destination[0].objgen]
+    raise AssertionError(f"no bookmark {title!r}")
+
+
+def test_the_passport_case_pack_holds_the_filled_12100(ctx, org, agent):
+    """The real build, as the worker runs it: the form section is bookmarked, its notice lists
+    what to write by hand, and the form page shows the client in the right boxes."""
+    from portal.packs.models import PackStatus
+    from portal.packs.operations import request_pack
+    from portal.packs.runs import run_build
+
+    with bind_org(org.id):
+        case = _passport_case(org)
+        pack = request_pack(case, agent.ref, force=True)
+        db.session.flush()
+        assert run_build(pack.id, today=TODAY) == PackStatus.ready
+        data = get_store().get_bytes(pack.storage_key)
+    start = _section_start(data, "Formulaire pré-rempli : vérifiez chaque case, signez, datez")
+    document = pdfium.PdfDocument(data)
+    notice = document[start].get_textpage().get_text_range()
+    assert "12100*03" in notice and "À écrire à la main" in notice
+    assert "Téléphone portable" in notice  # the one fact the demo client lacks
+    page = document[start + 1]
+    assert _row_text(page, 56, 124, 570) == "MODÈLE"
+    assert _row_text(page, 69.5, 224, 570) == "MARTINE"
+    assert _row_text(page, 180, 257, 320) == "30061961"
+    assert _row_text(page, 347, 257, 570) == "SAINT-ÉTIENNE"
+    assert _row_text(page, 69.5, 323, 570) == "12RUEDEL'OURCQ"
+    assert _row_text(page, 83, 356, 160) == "75019"
+    assert _row_text(page, 55, 257, 100) == "168"
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        assert "/AcroForm" not in pdf.Root  # the pack keeps nothing interactive
+
+
+def test_the_minor_form_puts_the_child_in_its_own_boxes(ctx, org, tmp_path):
+    with bind_org(org.id):
+        client = factories.ClientFactory(
+            org=org,
+            first_name="Léo",
+            last_name="Petit",
+            birth_on=date(2015, 4, 9),
+            birth_place="Nantes",
+            address="3 place Royale\n44000 Nantes",
+            postcode="44000",
+        )
+        case = open_case(client, "ants-cni", "user:0", today=TODAY, answers={"motif": "premiere"})
+        [part] = form_parts(case, TODAY, tmp_path)
+    assert "12101*03" in part.label
+    page = pdfium.PdfDocument(part.path)[1]
+    assert _row_text(page, 59.5, 144.5, 570) == "PETIT"
+    assert _row_text(page, 73, 231, 570) == "LÉO"
+    assert _row_text(page, 180, 264, 320) == "09042015"
+    assert _row_text(page, 86, 362, 160) == "44000"
+    assert _row_text(page, 30, 51.5, 45, 10) == "X"  # carte nationale d'identité
+
+
+def _tax_form_pdf(names: list[str]) -> bytes:
+    """A one-page AcroForm whose text fields carry `names` (the 2042 is not in the repository:
+    this stands for the file an admin uploads, with fields named around the box codes)."""
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(595, 842))
+    page = pdf.pages[0]
+    fields = pikepdf.Array()
+    for index, name in enumerate(names):
+        top = 800 - index * 30
+        widget = pdf.make_indirect(
+            pikepdf.Dictionary(
+                Type=pikepdf.Name.Annot,
+                Subtype=pikepdf.Name.Widget,
+                FT=pikepdf.Name.Tx,
+                T=pikepdf.String(name),
+                Rect=[100, top - 14, 400, top],
+                DA=pikepdf.String("/Helv 9 Tf 0 g"),
+                P=page.obj,
+                F=4,
+            )
+        )
+        fields.append(widget)
+    page.obj.Annots = fields
+    helv = pdf.make_indirect(
+        pikepdf.Dictionary(
+            Type=pikepdf.Name.Font,
+            Subtype=pikepdf.Name.Type1,
+            BaseFont=pikepdf.Name.Helvetica,
+            Encoding=pikepdf.Name.WinAnsiEncoding,
+        )
+    )
+    pdf.Root.AcroForm = pikepdf.Dictionary(
+        Fields=fields,
+        DA=pikepdf.String("/Helv 9 Tf 0 g"),
+        DR=pikepdf.Dictionary(Font=pikepdf.Dictionary(Helv=helv)),
+    )
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def test_the_2042_is_ready_for_the_uploaded_file(ctx, org, admin):
+    """Named by its boxes in the catalog, the 2042 is refused until a file has those fields,
+    then filled (whole euros) for an income-tax case."""
+    spec = form_specs()["cerfa-2042"]
+    assert not spec.file.is_file()
+    boxes = ["NOM", "PRENOM", "DATE_NAISSANCE", "LIEU_NAISSANCE", "NUMERO_FISCAL", "1AJ", "1AP"]
+    with bind_org(org.id), pytest.raises(FormRefused) as refused:
+        upload_version(
+            org.id, spec, _tax_form_pdf([f"f.{b}[0]" for b in boxes]), "2042.pdf", admin.ref
+        )
+    assert "1AS" in refused.value.reason
+    data = _tax_form_pdf([f"declaration.{b}[0]" for b in [*boxes, "1AS"]])
+    with bind_org(org.id):
+        upload_version(org.id, spec, data, "2042.pdf", admin.ref)
+        client = factories.ClientFactory(org=org, birth_on=date(1970, 1, 2))
+        case = open_case(client, "impots-revenus", "user:0", today=TODAY)
+        item = next(i for i in case.items if i.code == "salaires_1aj")
+        set_value(case, item, "18 250,60", "user:0", expected_version=None)
+        filled = fill_case_form(case, find_form(case, "cerfa-2042", TODAY), TODAY)
+    fields = PdfReader(io.BytesIO(filled.pdf)).get_fields()
+    assert fields["declaration.1AJ[0]"]["/V"] == "18251"
+    assert fields["declaration.NOM[0]"]["/V"] == client.last_name.upper()
+    assert "Pensions, retraites (case 1AS)" in filled.to_write

@@ -347,6 +347,8 @@ def form_inputs(case: Case, today: date) -> list[Any]:
     inputs: list[Any] = []
     for spec in case_forms(case, today):
         uploaded = latest_version(case.org_id, spec.code)
+        if uploaded is None and not spec.file.is_file():
+            continue  # announced, not in hand: not in the pack either
         used = sorted({fm.source for fm in spec.fields} - {"today"})
         inputs.append(
             [
