@@ -49,6 +49,23 @@ TEST_FORMS = Path(__file__).parent / "files" / "forms"
 ALL_PDFS = sorted([*TEST_FORMS.glob("*.pdf"), *FORMS_DIR.glob("*.pdf")], key=lambda p: p.name)
 TODAY = date(2026, 12, 2)
 SCALE = 2  # render at 144 dpi
+_OPEN: list[Any] = []  # pdfium documents of the running test, closed at its end
+
+
+def _pdfium(data: Any) -> pdfium.PdfDocument:
+    document = pdfium.PdfDocument(data)
+    _OPEN.append(document)
+    return document
+
+
+@pytest.fixture(autouse=True)
+def _close_pdfium() -> Any:
+    yield
+    _RENDERED.clear()
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 _RENDERED: dict[int, tuple[Any, Any]] = {}  # page -> its render (the page kept: ids stay unique)
 
 
@@ -158,7 +175,7 @@ def test_engine_fills_every_field_of_every_acroform(path):
         assert "/OpenAction" not in pdf.Root
         assert "/JavaScript" not in pdf.Root.get("/Names", {})
         places = _widget_places(pdf)
-    flat = pdfium.PdfDocument(flatten(filled.pdf))
+    flat = _pdfium(flatten(filled.pdf))
     pages = [flat[i] for i in range(len(flat))]  # kept alive: renders are cached by page
     _RENDERED.clear()
     readable = seen = upright = 0
@@ -223,8 +240,8 @@ def test_acroform_marker_is_drawn_inside_its_field():
     name = "topmostSubform[0].Page1[0].txtNoms[0]"
     entry = FieldMap(label="n", source="today", format="text", required=False, field=name)
     filled = fill(_spec("acroform", (entry,)), path.read_bytes(), [(entry, "MARQUEUR")])
-    page = pdfium.PdfDocument(flatten(filled.pdf))[0]
-    blank = pdfium.PdfDocument(path.read_bytes())[0]
+    page = _pdfium(flatten(filled.pdf))[0]
+    blank = _pdfium(path.read_bytes())[0]
     # txtNoms: Rect [89, 613, 386, 625] in PDF space -> top 842-625.
     box = (89, 842 - 625, 386, 842 - 613)
     assert _dark_pixels(page, box) > _dark_pixels(blank, box) + 50
@@ -255,7 +272,7 @@ def test_engine_draws_on_every_flat_page(path):
         )
         entries += [(line, f"MARQ{number}É"), (boxes, "ÇÉÀÔ")]
     filled = fill(_spec("overlay", tuple(f for f, _ in entries)), data, entries)
-    document = pdfium.PdfDocument(filled.pdf)
+    document = _pdfium(filled.pdf)
     for number in range(1, pages + 1):
         page = document[number - 1]
         height = page.get_height()
@@ -276,7 +293,7 @@ def test_too_long_text_is_cut_with_a_visible_mark():
     )
     filled = fill(_spec("overlay", (entry,)), data, [(entry, "ABCDEFGHIJ")])
     assert filled.cut == ["Nom"]
-    text = pdfium.PdfDocument(filled.pdf)[0].get_textpage().get_text_range().replace(" ", "")
+    text = _pdfium(filled.pdf)[0].get_textpage().get_text_range().replace(" ", "")
     assert "ABCD" + CUT_MARK in text and "ABCDE" not in text
 
 
@@ -322,7 +339,7 @@ def test_passport_pack_pages_show_the_client_in_the_right_boxes(ctx, org, tmp_pa
         case = _passport_case(org)
         parts = form_parts(case, TODAY, tmp_path)
     assert len(parts) == 1 and "12100*03" in parts[0].label
-    document = pdfium.PdfDocument(parts[0].path)
+    document = _pdfium(parts[0].path)
     notice = document[0].get_textpage().get_text_range()
     assert "Formulaire pré-rempli" in notice and "Téléphone portable" in notice
     page = document[1]
@@ -392,7 +409,7 @@ def test_13753_comes_back_with_every_mapped_field_set(ctx, org):
     for fm in spec.fields:
         if not fm.is_check:
             assert fields[fm.field].get("/V"), fm.label
-    text = pdfium.PdfDocument(flatten(filled.pdf))[0].get_textpage().get_text_range()
+    text = _pdfium(flatten(filled.pdf))[0].get_textpage().get_text_range()
     assert "AB-123-CD" in text and "DÉMO YOUSSEF" in text
 
 
@@ -428,9 +445,7 @@ def test_case_page_download_is_journaled(http, org, agent):
     assert f"/dossiers/{case.id}/formulaires/cerfa-12100-03.pdf" in page
     response = http.get(f"/dossiers/{case.id}/formulaires/cerfa-12100-03.pdf")
     assert response.status_code == 200 and response.data.startswith(b"%PDF-")
-    assert "MODÈLE" in pdfium.PdfDocument(response.data)[0].get_textpage().get_text_range().replace(
-        " ", ""
-    )
+    assert "MODÈLE" in _pdfium(response.data)[0].get_textpage().get_text_range().replace(" ", "")
     with bind_org(org.id):
         events = db.session.query(AuditEvent).filter_by(action="form.downloaded").all()
     assert [e.target for e in events] == [case.ref]
@@ -571,7 +586,7 @@ def test_the_client_downloads_his_form_from_his_link_page(http, org, agent):
     assert url in page
     response = http.get(url)
     assert response.status_code == 200
-    text = pdfium.PdfDocument(response.data)[0].get_textpage().get_text_range()
+    text = _pdfium(response.data)[0].get_textpage().get_text_range()
     assert "MODÈLE" in text.replace(" ", "")
     with bind_org(org.id):
         events = db.session.query(AuditEvent).filter_by(action="form.downloaded").all()
@@ -626,7 +641,7 @@ def test_the_passport_case_pack_holds_the_filled_12100(ctx, org, agent):
         assert run_build(pack.id, today=TODAY) == PackStatus.ready
         data = get_store().get_bytes(pack.storage_key)
     start = _section_start(data, "Formulaire pré-rempli : vérifiez chaque case, signez, datez")
-    document = pdfium.PdfDocument(data)
+    document = _pdfium(data)
     notice = document[start].get_textpage().get_text_range()
     assert "12100*03" in notice and "À écrire à la main" in notice
     assert "Téléphone portable" in notice  # the one fact the demo client lacks
@@ -656,7 +671,7 @@ def test_the_minor_form_puts_the_child_in_its_own_boxes(ctx, org, tmp_path):
         case = open_case(client, "ants-cni", "user:0", today=TODAY, answers={"motif": "premiere"})
         [part] = form_parts(case, TODAY, tmp_path)
     assert "12101*03" in part.label
-    page = pdfium.PdfDocument(part.path)[1]
+    page = _pdfium(part.path)[1]
     assert _row_text(page, 59.5, 144.5, 570) == "PETIT"
     assert _row_text(page, 73, 231, 570) == "LÉO"
     assert _row_text(page, 180, 264, 320) == "09042015"
