@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pikepdf
@@ -30,7 +31,15 @@ from portal.forms.filling import fill, flatten
 from portal.forms.formatting import FormatError, format_value
 from portal.forms.models import OfficialForm
 from portal.forms.sources import source_values
-from portal.forms.spec import FieldMap, FormSpec, check_pdf, load_forms, pdf_problem, sha256
+from portal.forms.spec import (
+    FieldMap,
+    FormSpec,
+    check_pdf,
+    load_forms,
+    pdf_problem,
+    sha256,
+    shipped_forms,
+)
 from portal.storage import get_store
 
 __all__ = [
@@ -131,10 +140,8 @@ def bind_forms(
 def init_app(app: Any) -> None:
     """Load the form files and bind them to the catalog: a broken map stops the app."""
     directory = app.config.get("FORMS_DIR")
-    from pathlib import Path
-
     with app.app_context():  # the checks' messages go through gettext
-        forms = load_forms(Path(directory) if directory else None)
+        forms = load_forms(Path(directory)) if directory else shipped_forms()
     procedures = app.extensions.get("catalog") or catalog()
     app.extensions["forms"] = bind_forms(procedures, forms)
 
