@@ -70,6 +70,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from portal.checklists import catalog
 
     catalog.init_app(app)  # a broken procedure file stops here, naming file and field
+    from portal.forms import operations as forms
+
+    forms.init_app(app)  # so does a form map that no longer matches its official PDF
 
     from portal.accounts.views import bp as accounts_bp
     from portal.cases.views import bp as cases_bp
@@ -77,6 +80,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from portal.documents.link_views import bp as links_bp
     from portal.documents.public import bp as upload_bp
     from portal.documents.views import bp as documents_bp
+    from portal.forms.views import bp as forms_bp
     from portal.journal.views import bp as journal_bp
     from portal.packs import public as _packs_on_link_page  # noqa: F401 (adds its routes)
     from portal.packs.views import bp as packs_bp
@@ -91,6 +95,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(links_bp)
     app.register_blueprint(upload_bp)
     app.register_blueprint(packs_bp)
+    app.register_blueprint(forms_bp)
     app.register_blueprint(reminders_bp)
     app.register_blueprint(privacy_bp)
     app.register_blueprint(retention_bp)

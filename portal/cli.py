@@ -186,6 +186,7 @@ def init_app(app: Flask) -> None:
     )
     from portal.daily import run_daily_command
     from portal.documents.commands import check_file_command
+    from portal.forms.commands import fill_form_command
     from portal.packs.commands import build_pack_command
     from portal.privacy.commands import storage_check_command
 
@@ -203,5 +204,6 @@ def init_app(app: Flask) -> None:
         storage_check_command,
         build_pack_command,
         tick_command,
+        fill_form_command,
     ):
         app.cli.add_command(command)

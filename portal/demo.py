@@ -55,6 +55,9 @@ CLIENTS = (
         first_name="Martine",
         last_name="Modèle",
         birth_on=date(1961, 6, 30),
+        birth_place="Saint-Étienne",
+        address="12 rue de l'Ourcq\n75019 Paris",
+        phone="06 12 34 56 78",
         postcode="75019",
         household_size=2,
         receives_rsa=True,
@@ -109,7 +112,28 @@ def seed_demo(org: Organisation, agent: User | None, today: date) -> int:
                     set_value(case, item, "1 840", ACTOR, expected_version=None)
         _add_sample_documents(case)
         created += _open_first_declaration(org, today)
+        created += _open_passport(org, today)
     return created
+
+
+def _open_passport(org: Organisation, today: date) -> int:
+    """Martine Modèle's passport request, her height typed: its pack holds the cerfa
+    12100*03 filled with her name, birth, address and height."""
+    martine = db.session.execute(
+        select(Client).where(Client.org_id == org.id, Client.reference == "DEMO-003")
+    ).scalar_one()
+    exists = select(Case.id).where(
+        Case.client_id == martine.id, Case.procedure_code == "ants-passeport"
+    )
+    if db.session.execute(exists.limit(1)).first() is not None:
+        return 0
+    case = open_case(
+        martine, "ants-passeport", ACTOR, today=today, answers={"motif": "renouvellement"}
+    )
+    for item in case.items:
+        if item.kind == ItemKind.value and item.code == "taille":
+            set_value(case, item, "168", ACTOR, expected_version=None)
+    return 1
 
 
 def _open_first_declaration(org: Organisation, today: date) -> int:

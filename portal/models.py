@@ -6,6 +6,7 @@ from portal.cases.models import CalendarFeed, Case, ChecklistItem
 from portal.clients.models import Client
 from portal.db import Base
 from portal.documents.models import Document, UploadLink
+from portal.forms.models import OfficialForm
 from portal.packs.models import Pack
 from portal.privacy.models import Erasure, Export, PendingDeletion
 from portal.reminders.models import Reminder
@@ -20,6 +21,7 @@ __all__ = [
     "Document",
     "Erasure",
     "Export",
+    "OfficialForm",
     "Organisation",
     "Pack",
     "PendingDeletion",

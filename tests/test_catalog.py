@@ -31,6 +31,7 @@ CODES = {
     "ants-passeport",
     "ants-cni",
     "ants-carte-grise-adresse",
+    "ants-carte-grise-perte-vol",
     "france-travail-actualisation",
     "cfe",
     "cfe-initiale",
@@ -81,7 +82,7 @@ def codes(items: list[ValueSpec | DocumentSpec]) -> list[str]:
 def test_packaged_catalog_holds_the_ten_procedures() -> None:
     loaded = catalog()
     assert set(loaded.procedures) == CODES
-    assert len(loaded) == 10
+    assert len(loaded) == len(CODES)
     assert {p.code for p in loaded} == CODES
     assert "cfe" in loaded
     assert catalog() is loaded  # loaded once
@@ -414,7 +415,12 @@ def test_procedure_applies() -> None:
 
 
 def test_catalog_applicable() -> None:
-    on_demand = {"ants-passeport", "ants-cni", "ants-carte-grise-adresse"}
+    on_demand = {
+        "ants-passeport",
+        "ants-cni",
+        "ants-carte-grise-adresse",
+        "ants-carte-grise-perte-vol",
+    }
     who = micro("bnc", vl=True, receives_rsa=True, jobseeker=True)
     assert {p.code for p in catalog().applicable(who)} == {
         "impots-revenus",

@@ -141,8 +141,8 @@ ID_MAKERS: dict[str, Callable[[Organisation, dict[str, Any]], Any]] = {
 }
 # Arguments that are not row ids: routes reached by secret token, tested in their own modules,
 # and fixed path words (which view of a document).
-NOT_IDS = {"filename", "token", "how", "what"}
-FIXED = {"how": "voir", "what": "pdf"}
+NOT_IDS = {"filename", "token", "how", "what", "code"}
+FIXED = {"how": "voir", "what": "pdf", "code": "cerfa-12100-03"}
 
 
 def _rules() -> list[Rule]:
@@ -189,6 +189,10 @@ def test_other_organisation_id_answers_404(rule, method, http, org, other_admin,
     made: dict[str, Any] = {}
     if rule.endpoint == "upload.value":  # the client may only type values
         made["item"] = next(i for i in _case(org, made).items if i.kind.value == "value")
+    if "code" in rule.arguments:  # a prefilled form: a case whose procedure has one
+        made["case"] = open_case(
+            _client(org, made), "ants-passeport", "test", today=TODAY, answers={"motif": "vol"}
+        )
     # document_id first: it decides the item of the case.
     order = sorted(rule.arguments, key=lambda a: (a != "document_id", a))
     args = {arg: FIXED[arg] if arg in FIXED else ID_MAKERS[arg](org, made) for arg in order}

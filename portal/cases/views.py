@@ -75,6 +75,7 @@ from portal.documents.forms import DocumentReviewForm, FilingForm, UploadForm
 from portal.documents.operations import REFUSAL_LABELS
 from portal.documents.queries import case_documents, to_review_count
 from portal.extensions import limiter
+from portal.forms.views import forms_context
 from portal.packs.views import panel_context
 from portal.pagination import paginate
 from portal.reminders.queries import case_reminders
@@ -310,6 +311,7 @@ def case(case_id: int) -> str:
         item_statuses=ITEM_STATUS_LABELS,
         assigned=next((u for u in staff if u.id == case.assigned_user_id), None),
         **panel_context(case),
+        **forms_context(case),
     )
 
 

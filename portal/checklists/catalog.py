@@ -307,6 +307,7 @@ class Procedure:
             return None
         started = _activity_start(situation)
         return started.year if started is not None else 0
+
     # The client's pack (all optional): whether the portal takes uploaded papers (only then do
     # documents go into the pack and an upload-set ZIP is made), the one sentence saying what
     # to do, what to do when late, how to log in, a note under the values, the estimate.
@@ -319,6 +320,9 @@ class Procedure:
     period_words: str | None = None  # a phrasing from PERIOD_PHRASES ("revenus 2025, ...")
     # The amounts typed are the case period's own: the pack prints the period beside each.
     amounts_for_period: bool = False
+    # Official forms to prefill ({form: <code>, condition: ...}), read and checked against
+    # their PDFs by portal.forms at start-up.
+    forms: tuple[Mapping[str, Any], ...] = ()
 
     def applies(self, situation: Mapping[str, Any]) -> bool:
         """Whether the procedure concerns a client in this situation."""
@@ -555,6 +559,7 @@ _PROCEDURE_OPTIONAL = (
     "contributions",
     "period_words",
     "amounts_for_period",
+    "forms",
 )
 
 
@@ -1026,6 +1031,7 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
             if m.get("period_words") is None
             else r.choice(m["period_words"], "period_words", PERIOD_PHRASES)
         ),
+        forms=tuple(r.list(m.get("forms"), "forms")),
     )
 
 

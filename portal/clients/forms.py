@@ -97,6 +97,11 @@ class ClientForm(FlaskForm):
         validators=[InputRequired(_l("Indiquez le prénom.")), Length(max=LENGTHS["first_name"])],
     )
     birth_on = DateField(_l("Date de naissance"), validators=[Optional()])
+    birth_place = StringField(
+        _l("Lieu de naissance"),
+        validators=[Optional(), Length(max=LENGTHS["birth_place"])],
+        description=_l("Commune (et pays si à l’étranger), pour les formulaires officiels."),
+    )
     email = EmailField(
         _l("Adresse e-mail"),
         validators=[
@@ -206,6 +211,7 @@ class ClientForm(FlaskForm):
             first_name=self.first_name.data or "",
             last_name=self.last_name.data or "",
             birth_on=self.birth_on.data,
+            birth_place=self.birth_place.data,
             email=self.email.data,
             phone=self.phone.data,
             address=self.address.data,

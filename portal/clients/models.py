@@ -84,6 +84,8 @@ class Client(TenantMixin, Base):
     first_name: Mapped[str] = mapped_column(String(100))
     last_name: Mapped[str] = mapped_column(String(100))
     birth_on: Mapped[date | None]
+    # The commune (and country if abroad) of birth, as official forms ask for it.
+    birth_place: Mapped[str | None] = mapped_column(String(100))
     email: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(40))
     address: Mapped[str | None] = mapped_column(String(300))

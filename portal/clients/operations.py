@@ -32,6 +32,7 @@ LENGTHS = {
     "reference": 40,
     "first_name": 100,
     "last_name": 100,
+    "birth_place": 100,
     "email": 254,
     "phone": 40,
     "address": 300,
@@ -66,6 +67,7 @@ class ClientData:
     first_name: str
     last_name: str
     birth_on: date | None = None
+    birth_place: str | None = None
     email: str | None = None
     phone: str | None = None
     address: str | None = None
@@ -116,7 +118,7 @@ def clean(data: ClientData, today: date | None = None) -> tuple[ClientData, list
 
     texts = {
         name: _text(getattr(data, name))
-        for name in ("reference", "first_name", "last_name", "email", "phone")
+        for name in ("reference", "first_name", "last_name", "birth_place", "email", "phone")
     }
     address = (data.address or "").strip()
     address = "\n".join(line.strip() for line in address.splitlines() if line.strip()) or None

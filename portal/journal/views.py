@@ -94,6 +94,7 @@ ACTION_LABELS: dict[str, Any] = {
     "pack.requested": _l("Pochette demandée"),
     "pack.built": _l("Pochette prête"),
     "pack.downloaded": _l("Pochette téléchargée"),
+    "form.downloaded": _l("Formulaire pré-rempli téléchargé"),
     "pack.shared": _l("Pochette partagée"),
     "reminders.rules": _l("Règles de rappel changées"),
     "org.retention": _l("Durées de conservation changées"),

@@ -334,8 +334,10 @@ def assemble(
     watermark: str | None,
     documents_label: str,
     title_lines: TitleLines | None = None,
+    forms: Sequence[Part] = (),
 ) -> Assembled:
-    """Write the pack to `out`: sections, then every chapter's documents, stamped and swept.
+    """Write the pack to `out`: sections, the prefilled forms (each its own bookmarked
+    section), then every chapter's documents, stamped and swept.
 
     With `title_lines`, each document comes after a title page of its own saying what follows
     and how long it is (drawn here: its page count is the one just read).
@@ -348,6 +350,10 @@ def assemble(
         outline_entries: list[pikepdf.OutlineItem] = [
             pikepdf.OutlineItem(name, index) for name, index in section_bookmarks(source)
         ]
+        for part in forms:
+            form = stack.enter_context(pikepdf.open(part.path))
+            outline_entries.append(pikepdf.OutlineItem(part.label, len(pdf.pages)))
+            pdf.pages.extend(form.pages)
         documents_entry = None
         document_pages = 0
         for chapter in chapters:

@@ -27,6 +27,7 @@ from portal.db import db
 from portal.packs import content as pack_content
 from portal.packs.assembling import BadPart, Chapter, Part, assemble
 from portal.packs.content import PackContent, PackDocument, gather
+from portal.packs.forms_section import form_parts
 from portal.packs.models import Pack
 from portal.packs.rendering import render_sections
 from portal.packs.upload_set import UploadItem, build_upload_set
@@ -236,6 +237,7 @@ def _build(
         content, too_big=tuple(n for n in notes if n["what"] == "too_big")
     )
     sections = render_sections(content)
+    forms = form_parts(case, today, workdir)
 
     chapters = [
         Chapter(group.label, tuple(Part(d.filename, paths[d.id]) for d in group.documents))
@@ -252,6 +254,7 @@ def _build(
             watermark=content.watermark,
             documents_label=_("Documents"),
             title_lines=pack_content.title_lines,
+            forms=forms,
         )
     except BadPart as exc:
         raise _unreadable(exc.part, content) from None

@@ -28,6 +28,7 @@ from portal.checklists.catalog import Login, Procedure, ValueSpec
 from portal.checklists.values import display_value, format_number
 from portal.db import db
 from portal.documents.models import Document, Review
+from portal.forms.operations import form_inputs
 from portal.packs.assembling import Chapter, Part
 
 # The words the client reads in the pack's checklist: his words, not the staff screens'.
@@ -474,5 +475,8 @@ def inputs_digest(case: Case) -> str:
         ],
         "watermark": watermark_on(org),
     }
+    forms = form_inputs(case, date.today())
+    if forms:  # only cases with an official form: other packs keep their digest
+        facts["forms"] = forms
     encoded = json.dumps(facts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()

@@ -30,6 +30,7 @@ from portal.accounts.models import Organisation
 from portal.db import db, utcnow
 from portal.deletions import PendingDeletion
 from portal.documents.models import Document
+from portal.forms.models import OfficialForm
 from portal.packs.models import Pack
 from portal.privacy.models import Export
 from portal.storage import IncompleteUpload, ObjectInfo, StorageError, get_store
@@ -42,6 +43,7 @@ KEY_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
     Pack.storage_key,
     Pack.zip_key,
     Export.storage_key,
+    OfficialForm.storage_key,
 )
 
 
