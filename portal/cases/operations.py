@@ -25,6 +25,7 @@ from portal.cases.models import (
     ItemStatus,
 )
 from portal.cases.periods import Period, PeriodError, parse_period
+from portal.cases.progress import settle
 from portal.checklists.catalog import DocumentSpec, Procedure, ValueSpec, catalog
 from portal.checklists.values import ValueProblem, parse_value
 from portal.clients.models import Client
@@ -213,6 +214,7 @@ def open_case(
         procedure=procedure.code,
         period=period.label,
     )
+    settle(case, actor)
     return case
 
 
@@ -271,6 +273,7 @@ def refresh_case(case: Case, client: Client, actor: str, *, today: date) -> list
     if changes:
         _touch(case)
         audit.record(case.org_id, actor, "case.refreshed", case.ref, changes=changes)
+        settle(case, actor)
     return changes
 
 
@@ -374,6 +377,7 @@ def set_value(
     _touch(case)
     # The journal says that a value changed, never the value (income is personal data).
     audit.record(case.org_id, actor, "item.value", case.ref, item=item.code)
+    settle(case, actor)
     return value
 
 
@@ -406,6 +410,7 @@ def review_item(
     item.updated_by = actor
     _touch(case)
     audit.record(case.org_id, actor, "item.status", case.ref, item=item.code, status=status.value)
+    settle(case, actor)
 
 
 def missing_required(case: Case) -> list[ChecklistItem]:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit, background
 from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
+from portal.cases.progress import settle
 from portal.clients.operations import ClientError, ensure_consent
 from portal.db import db, utcnow
 from portal.documents.models import (
@@ -266,6 +267,7 @@ def add_document(
     audit.record(
         case.org_id, actor, "document.added", case.ref, document=document.id, item=item.code
     )
+    settle(case, actor)
     background.enqueue(NORMALISE_JOB, document.id)
     return document
 
@@ -341,6 +343,7 @@ def sync_item(item: ChecklistItem, actor: str) -> None:
     else:
         item.status, item.reason = ItemStatus.missing, None
     item.updated_by = actor
+    settle(item.case, actor)
 
 
 def review_document(

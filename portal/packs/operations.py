@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from portal import audit
+from portal.cases import progress
 from portal.cases.models import Case, CaseStatus
 from portal.cases.operations import missing_required
 from portal.db import db, utcnow
@@ -106,3 +107,20 @@ def pack_state(case: Case, packs: list[Pack]) -> PackState:
     outdated = ready is not None and ready.inputs_digest != inputs_digest(case)
     busy = any(p.in_progress for p in packs)
     return PackState(packs, latest, outdated, busy)
+
+
+def has_current_pack(case: Case) -> bool:
+    """The newest ready pack still matches the case: what makes a case "pack ready"."""
+    from portal.packs.building import inputs_digest  # WeasyPrint is loaded only when needed
+
+    # Columns, not the Pack row: the build finishes with an UPDATE the identity map misses.
+    digest = db.session.scalar(
+        select(Pack.inputs_digest)
+        .where(Pack.org_id == case.org_id, Pack.case_id == case.id, Pack.status == PackStatus.ready)
+        .order_by(Pack.version.desc())
+        .limit(1)
+    )
+    return digest is not None and digest == inputs_digest(case)
+
+
+progress.register("current_pack", has_current_pack)

@@ -22,8 +22,7 @@ from sqlalchemy import select, update
 
 from portal import audit
 from portal.background import JOBS
-from portal.cases.models import CaseStatus
-from portal.cases.operations import change_status
+from portal.cases.progress import settle
 from portal.cases.periods import french_today
 from portal.db import db, utcnow
 from portal.documents.operations import delete_objects
@@ -177,8 +176,7 @@ def _finish(pack: Pack, attempt: int, built: Built, keys: Keys) -> PackStatus | 
         delete_objects([keys.pdf, keys.zip], "pack attempt superseded")
         return None
     case = pack.case
-    if case.status == CaseStatus.ready:
-        change_status(case, CaseStatus.pack_ready, ACTOR, expected_version=None)
+    settle(case, ACTOR)
     audit.record(
         pack.org_id,
         ACTOR,
