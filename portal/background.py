@@ -38,6 +38,8 @@ JOBS: dict[str, JobSpec] = {
     "worker.jobs.ping": JobSpec(timeout=30, retries=0),
     # The client filed: tell the agent (portal.reminders sends it, idempotent per case).
     "worker.jobs.notify_filed": JobSpec(timeout=60, retries=3, retry_intervals=(60, 300, 900)),
+    # A file refused or a pack shared: plan the client's grouped notice (portal.reminders.notices).
+    "worker.jobs.notify_client": JobSpec(timeout=60, retries=3, retry_intervals=(60, 300, 900)),
     # Storage hiccups are retried; a file that cannot be normalised is flagged, not retried.
     "worker.jobs.normalise_document": JobSpec(
         queue="documents", timeout=300, retries=3, retry_intervals=(10, 60, 300)

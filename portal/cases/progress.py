@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from portal import audit
 from portal.cases.models import ACTIVE_STATUSES, Case, CaseStatus, ItemStatus
-from portal.db import utcnow
+from portal.db import db, utcnow
 
 Probe = Callable[[Case], bool]
 # "live_link": an upload link the client can use reaches the case (portal.documents.links).
@@ -50,7 +50,10 @@ def settle(case: Case, actor: str) -> CaseStatus | None:
     """
     if case.status not in ACTIVE_STATUSES:
         return None
-    facts = {name: probe(case) for name, probe in PROBES.items()}
+    # Without autoflush: the caller's pending change and this one reach the database in one
+    # flush, so a save bumps the case's version once.
+    with db.session.no_autoflush:
+        facts = {name: probe(case) for name, probe in PROBES.items()}
     new = natural_status(
         case,
         live_link=facts.get("live_link", False),

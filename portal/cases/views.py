@@ -45,6 +45,7 @@ from portal.cases.operations import (
     procedure_of,
     review_item,
     set_value,
+    spec_of,
     specs_of,
 )
 from portal.cases.periods import french_today, parse_period, period_words
@@ -58,8 +59,8 @@ from portal.cases.queries import (
     dashboard_counts,
     feed_cases,
 )
-from portal.checklists.catalog import catalog
-from portal.checklists.values import display_value
+from portal.checklists.catalog import ValueSpec, catalog
+from portal.checklists.values import display_value, rounding_note
 from portal.clients.models import Client
 from portal.db import db, utcnow
 from portal.documents.forms import DocumentReviewForm, FilingForm, UploadForm
@@ -378,12 +379,15 @@ def item_value(case_id: int, item_id: int) -> Response:
     if not form.validate_on_submit():
         return _invalid_form(case)
     try:
-        set_value(
+        stored = set_value(
             case, item, form.value.data, current_user.ref, expected_version=int(form.version.data)
         )
     except CaseError as exc:
         return _refused(case, exc)
-    return _save(case, _("Valeur enregistrée : « %(label)s ».", label=item.label))
+    spec = spec_of(case, item)
+    note = rounding_note(spec, form.value.data, stored) if isinstance(spec, ValueSpec) else None
+    saved = _("Valeur enregistrée : « %(label)s ».", label=item.label)
+    return _save(case, saved + (f" {note}" if note else ""))
 
 
 REVIEW_ACTIONS = {

@@ -37,6 +37,7 @@ from portal.storage import StorageError, get_store
 
 log = logging.getLogger(__name__)
 
+NOTIFY_CLIENT_JOB = "worker.jobs.notify_client"
 NORMALISE_JOB = "worker.jobs.normalise_document"
 
 REFUSAL_LABELS: dict[RefusalReason, Any] = {
@@ -81,6 +82,21 @@ class AlreadyReceived(DocumentError):
     def __init__(self, existing: Document) -> None:
         super().__init__(self.message_text)
         self.existing = existing
+
+
+class RefusedBefore(DocumentError):
+    """The same bytes were refused on this line already: refused again, for the same reason."""
+
+    def __init__(self, earlier: Document) -> None:
+        reason = earlier.refusal_reason or RefusalReason.other
+        super().__init__(
+            _l(
+                "Ce fichier a déjà été refusé : %(reason)s. %(advice)s",
+                reason=refusal_text(reason, earlier.refusal_note),
+                advice=REFUSAL_ADVICE[reason],
+            )
+        )
+        self.earlier = earlier
 
 
 @dataclass(frozen=True)
@@ -200,10 +216,12 @@ def _check_target(case: Case, item: ChecklistItem) -> None:
         raise DocumentError(exc.message) from None
 
 
-def find_duplicate(case: Case, sha256: str) -> Document | None:
+def find_duplicate(item: ChecklistItem, sha256: str) -> Document | None:
+    """The same file on the same line: a duplicate is judged per line (the same paper may
+    serve two lines, and is then attached to each)."""
     return db.session.scalars(
         select(Document).where(
-            Document.org_id == case.org_id, Document.case_id == case.id, Document.sha256 == sha256
+            Document.org_id == item.org_id, Document.item_id == item.id, Document.sha256 == sha256
         )
     ).first()
 
@@ -220,13 +238,16 @@ def add_document(
 ) -> Document:
     """Screen, store and index one file for a checklist line; the caller commits.
 
-    Raises Refusal (the file), DocumentError (the target) or AlreadyReceived; StorageUnavailable
-    when storage is down. Nothing is stored unless every check passed.
+    Raises Refusal (the file), DocumentError (the target), RefusedBefore or AlreadyReceived
+    (the same file on this line); StorageUnavailable when storage is down. Nothing is stored
+    unless every check passed.
     """
     _check_target(case, item)
     screened: Screened = screen(stream, filename, max_bytes=upload_limit(case, max_bytes))
-    existing = find_duplicate(case, screened.sha256)
+    existing = find_duplicate(item, screened.sha256)
     if existing is not None:
+        if existing.review == Review.refused:
+            raise RefusedBefore(existing)
         raise AlreadyReceived(existing)
     key = new_key(case.org_id, case.id)
     stream.seek(0)
@@ -372,6 +393,8 @@ def review_document(
     document.reviewed_at = utcnow()
     db.session.flush()
     sync_item(document.item, actor)
+    if decision == Review.refused:
+        background.enqueue(NOTIFY_CLIENT_JOB, document.case_id)
     audit.record(
         document.org_id,
         actor,

@@ -12,11 +12,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from portal import audit
+from portal import audit, background
 from portal.cases import progress
 from portal.cases.models import Case, CaseStatus
 from portal.cases.operations import missing_required
 from portal.db import db, utcnow
+from portal.documents.operations import NOTIFY_CLIENT_JOB
 from portal.packs.models import Pack, PackStatus
 
 STATUS_LABELS = {
@@ -85,6 +86,8 @@ def share_pack(pack: Pack, actor: str, *, shared: bool) -> None:
         return
     pack.shared_at = utcnow() if shared else None
     pack.shared_by = actor if shared else None
+    if shared:
+        background.enqueue(NOTIFY_CLIENT_JOB, pack.case_id)
     action = "pack.shared" if shared else "pack.unshared"
     audit.record(pack.org_id, actor, action, pack.case.ref, pack=pack.id, version=pack.version)
 

@@ -22,8 +22,8 @@ from sqlalchemy import select, update
 
 from portal import audit
 from portal.background import JOBS
-from portal.cases.progress import settle
 from portal.cases.periods import french_today
+from portal.cases.progress import settle
 from portal.db import db, utcnow
 from portal.documents.operations import delete_objects
 from portal.packs.building import BuildError, Built, build

@@ -169,11 +169,14 @@ def _failed(row: Reminder, now: datetime, error: str) -> None:
 
 
 def due_for_retry(now: datetime) -> list[int]:
-    """Failed rows whose back-off has passed, and claims left behind by a dead sender."""
+    """Failed rows whose back-off has passed, claims left behind by a dead sender, and the
+    scheduled notices whose time has come."""
     stmt = (
         select(Reminder.id)
         .where(
-            Reminder.status.in_((ReminderStatus.failed, ReminderStatus.claimed)),
+            Reminder.status.in_(
+                (ReminderStatus.failed, ReminderStatus.claimed, ReminderStatus.scheduled)
+            ),
             Reminder.next_attempt_at <= now,
         )
         .order_by(Reminder.next_attempt_at, Reminder.id)
