@@ -12,8 +12,8 @@ from portal.accounts.models import Organisation, User
 from portal.cases.models import Case
 from portal.cases.periods import french_today
 from portal.cases.recurrence import MISSED_DAYS
-from portal.clients.models import Client
 from portal.cli import DEMO_ORG
+from portal.clients.models import Client
 from portal.db import db
 from portal.documents.models import Document
 from portal.packs.models import PackStatus
