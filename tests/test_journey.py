@@ -7,6 +7,7 @@ import re
 from datetime import date, timedelta
 
 import pytest
+from flask_babel import force_locale
 from sqlalchemy import select
 
 from portal.audit import AuditEvent
@@ -24,6 +25,7 @@ from portal.documents.operations import (
     add_document,
     review_document,
 )
+from portal.journal.sentences import sentence
 from portal.packs.models import PackStatus
 from portal.packs.operations import request_pack, share_pack
 from portal.packs.runs import run_build
@@ -248,3 +250,100 @@ def test_pack_ready_then_filed_and_the_pack_stays_on_the_link_page(app, org, age
     assert "Déjà déposé" in page and f'id="pochette-{pack.id}"' in page
     download = http.get(f"/depot/pochettes/{pack.id}/pdf")
     assert download.status_code in (200, 302)
+
+
+# --- 6. history and journal in sentences; thumbnails journaled once a day -----------------------
+
+
+def test_history_and_journal_speak_french_and_thumbnails_are_journaled_once(
+    app, login, org, agent, admin
+):
+    case = _ready_case(org, agent)
+    link, _token = links.create_link(case.client, agent.ref)
+    review_item(
+        case,
+        _item(case, "ca_bnc"),
+        ItemStatus.rejected,
+        agent.ref,
+        expected_version=None,
+        reason="?",
+    )
+    links.cannot_provide(_item(case, "livre_recettes"), "Je n'ai pas de livre", link.ref)
+    db.session.commit()
+    document = db.session.scalars(select(Document).where(Document.case_id == case.id)).first()
+    http = login(agent)
+    for _ in range(3):
+        thumb = http.get(f"/dossiers/{case.id}/documents/{document.id}/apercu")
+        assert thumb.status_code == 200
+    previews = db.session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "document.previewed", AuditEvent.target == case.ref
+        )
+    ).all()
+    assert len(previews) == 1
+    page = http.get(f"/dossiers/{case.id}").get_data(as_text=True)
+    history = page[page.index('id="h-history"') :]
+    assert "L’usager a expliqué pourquoi il ne peut pas fournir « " in history
+    assert f"l’usager (lien n° {link.id})" in history
+    assert "État du dossier : Prêt → En attente de l’usager (automatique)" in history.replace(
+        "&#39;", "'"
+    ).replace("'", "’")
+    assert "item.client_note" not in history and "link:" not in history
+    staff = app.test_client()
+    staff.login(admin)
+    journal = staff.get("/organisation/journal").get_data(as_text=True)
+    journal = journal[journal.index("<tbody") : journal.index("</tbody>")]
+    assert "Aperçu consulté : document n° " in journal and ", miniature" in journal
+    assert "variant" not in journal and "item.client_note" not in journal
+    assert "link:" not in journal
+    built = AuditEvent(action="pack.built", actor="system:packs", data={"version": 1, "pages": 7})
+    assert sentence(built) == "Pochette v1 prête, 7 pages"
+    with force_locale("en"):
+        assert sentence(built) == "Pack v1 ready, 7 pages"
+
+
+# --- 9. small words -------------------------------------------------------------------------------
+
+
+def test_rounded_amount_says_so_and_cannot_provide_confirms_and_changes_the_line(
+    app, client_, case, agent
+):
+    _link, token = links.create_link(client_, agent.ref)
+    db.session.commit()
+    http = app.test_client()
+    _open(http, token)
+    value = _item(case, "ca_bnc")
+    saved = http.post_form(
+        f"/depot/elements/{value.id}/valeur",
+        {"valeur": "2 350,50"},
+        page="/depot",
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "Vous avez tapé 2 350,50" in saved and "arrondi à l’euro le plus proche" in saved
+    assert "2\u202f351\u00a0€" in saved or "2\u202f351 €" in saved or "2 351 €" in saved
+    paper = _item(case, "livre_recettes")
+    assert "À envoyer" in _page(http)
+    answered = http.post_form(
+        f"/depot/elements/{paper.id}/impossible",
+        {"explication": "Je n'en ai pas"},
+        page="/depot",
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    article = answered[answered.index(f'id="element-{paper.id}"') :]
+    article = article[: article.index("</article>")]
+    assert "Merci, votre explication est envoyée" in article
+    assert "Explication envoyée : votre accompagnant va décider" in article
+    assert "À envoyer" not in article
+
+
+def test_pack_request_flash_says_ready_when_it_was_built_inline(
+    app, login, org, agent, monkeypatch
+):
+    case = _ready_case(org, agent)
+    db.session.commit()
+    monkeypatch.setitem(app.config, "REDIS_URL", None)  # no worker: the build runs inline
+    http = login(agent)
+    page = http.post_form(
+        f"/dossiers/{case.id}/pochettes", {}, page=f"/dossiers/{case.id}", follow_redirects=True
+    ).get_data(as_text=True)
+    assert "La pochette v1 est prête." in page and "est en préparation" not in page

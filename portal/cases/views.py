@@ -67,6 +67,7 @@ from portal.documents.forms import DocumentReviewForm, FilingForm, UploadForm
 from portal.documents.operations import REFUSAL_LABELS
 from portal.documents.queries import case_documents, to_review_count
 from portal.extensions import limiter
+from portal.journal.sentences import sentence, who
 from portal.packs.views import panel_context
 from portal.pagination import paginate
 from portal.reminders.queries import case_reminders
@@ -274,6 +275,7 @@ def case(case_id: int) -> str:
     ]
     history = db.session.scalars(case_history(case)).all()
     names = {u.ref: u.name for u in staff}
+    item_labels = {i.code: i.label for i in case.items}
     return render_template(
         "cases/case.html",
         case=case,
@@ -296,7 +298,9 @@ def case(case_id: int) -> str:
         undo_minutes=current_app.config["UPLOAD_UNDO_MINUTES"],
         history=history,
         names=names,
-        item_labels={i.code: i.label for i in case.items},
+        describe=lambda event: sentence(event, item_labels),
+        who=lambda actor: who(actor, names),
+        item_labels=item_labels,
         item_statuses=ITEM_STATUS_LABELS,
         assigned=next((u for u in staff if u.id == case.assigned_user_id), None),
         **panel_context(case),

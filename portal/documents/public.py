@@ -87,6 +87,8 @@ DOCUMENT_STATES: dict[ItemStatus, Any] = {
     ItemStatus.rejected: _l("Refusé : à renvoyer"),
     ItemStatus.waived: _l("Pas nécessaire"),
 }
+# "Je ne peux pas fournir ce document": the line no longer asks him to send it.
+EXPLAINED_STATE = _l("Explication envoyée : votre accompagnant va décider")
 VALUE_STATES: dict[ItemStatus, Any] = {
     ItemStatus.missing: _l("À remplir"),
     ItemStatus.received: _l("Reçu, en cours de vérification"),
@@ -396,6 +398,8 @@ def _line(
     if item.kind == ItemKind.document:
         line = Line(item, spec.label if spec else item.label, spec.help if spec else "", "")
         line.state = DOCUMENT_STATES[item.status]
+        if item.is_open and item.client_note:
+            line.state = EXPLAINED_STATE
         line.documents = [
             (d, can_undo(d, link.ref, now, minutes), d.uploaded_at + timedelta(minutes=minutes))
             for d in docs
@@ -665,7 +669,13 @@ def cannot_provide(item_id: int) -> Any:
             open_notes={item.id},
         )
     db.session.commit()
-    flash(_("Message envoyé. La personne qui vous accompagne va le lire."), f"success|{item.id}")
+    flash(
+        _(
+            "Merci, votre explication est envoyée. La personne qui vous accompagne va la lire "
+            "et vous dira si ce document peut être remplacé."
+        ),
+        f"success|{item.id}",
+    )
     return _back(item)
 
 
