@@ -347,3 +347,62 @@ def test_pack_request_flash_says_ready_when_it_was_built_inline(
         f"/dossiers/{case.id}/pochettes", {}, page=f"/dossiers/{case.id}", follow_redirects=True
     ).get_data(as_text=True)
     assert "La pochette v1 est prête." in page and "est en préparation" not in page
+
+
+# --- 5. the new case form follows the choice ---------------------------------------------------
+
+
+def test_new_case_form_shows_no_form_before_a_choice_and_his_recurring_procedures_first(
+    login, org, agent
+):
+    client = factories.MicroClientFactory(org=org)
+    db.session.commit()
+    http = login(agent)
+    page = http.get(f"/usagers/{client.id}/dossiers/nouveau").get_data(as_text=True)
+    assert "Ouvrir le dossier" not in page and 'name="period"' not in page
+    assert "data-submit-on-change" in page
+    recurring = page.index("Démarches régulières de cet usager")
+    occasional = page.index("Démarches ponctuelles")
+    assert recurring < page.index('value="urssaf-ca"') < occasional
+    assert occasional < page.index('value="ants-carte-grise-adresse"')
+    chosen = http.get(f"/usagers/{client.id}/dossiers/nouveau?demarche=cfe").get_data(as_text=True)
+    assert 'name="procedure" value="cfe"' in chosen
+    assert "Ouvrir le dossier « " in chosen
+
+
+# --- 8. reviewing --------------------------------------------------------------------------------
+
+
+def test_to_review_shows_previews_decides_in_place_and_errors_sit_by_the_form(
+    login, client_, case, agent
+):
+    link, _token = links.create_link(client_, agent.ref)
+    document = _add(case, "releves_bancaires", "photo_rotated.jpg", link.ref)
+    db.session.commit()
+    http = login(agent)
+    queue = http.get("/documents/a-verifier").get_data(as_text=True)
+    nav = queue[queue.index("<nav") : queue.index("</nav>")]
+    assert 'À vérifier <span class="count">1<span class="sr-only"> document</span>' in nav
+    row = queue[queue.index(f'id="document-{document.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert 'name="decision" value="refuser"' in row and 'name="retour" value="a-verifier"' in row
+    # Refusing without a reason: the error is next to this document's form, not at the top.
+    refused = http.post_form(
+        f"/dossiers/{case.id}/documents/{document.id}/revue",
+        {"decision": "refuser", "reason": "", "retour": "a-verifier"},
+        page="/documents/a-verifier",
+        follow_redirects=True,
+    )
+    assert refused.request.path == "/documents/a-verifier"
+    html = refused.get_data(as_text=True)
+    flashes = html[html.index("<main") : html.index("<h1")]
+    assert "Choisissez la raison du refus" not in flashes
+    row = html[html.index(f'id="document-{document.id}"') :]
+    assert "Choisissez la raison du refus" in row[: row.index("</tr>")]
+    accepted = http.post_form(
+        f"/dossiers/{case.id}/documents/{document.id}/revue",
+        {"decision": "accepter", "retour": "a-verifier"},
+        page="/documents/a-verifier",
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "est accepté" in accepted and f'id="document-{document.id}"' not in accepted

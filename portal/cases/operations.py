@@ -105,8 +105,11 @@ def procedure_of(case: Case) -> Procedure:
 
 
 def available_procedures(client: Client, today: date | None = None) -> list[Procedure]:
-    """The procedures that apply to this client's situation, in catalog order."""
-    return catalog().applicable(client.situation(today))
+    """The procedures that apply to this client's situation: first those his profile makes
+    recurring (URSSAF, CAF, taxes...), then the occasional ones (ID card, car papers...);
+    catalog order within each."""
+    found = catalog().applicable(client.situation(today))
+    return sorted(found, key=lambda p: not p.auto_create)
 
 
 def default_period(procedure: Procedure, client: Client, today: date) -> Period | None:

@@ -196,10 +196,10 @@ def open_for_client(client_id: int) -> str | Response:
     form = OpenCaseForm()
     form.procedure.choices = [SelectChoice(p.code, p.title) for p in procedures]
     form.assigned_user.choices = _staff_choices(staff)
-    chosen = next(
-        (p for p in procedures if p.code == (form.procedure.data or request.args.get("demarche"))),
-        procedures[0] if procedures else None,
-    )
+    # No procedure is ever chosen for the agent: the form appears once he picked one (a form
+    # shown for the first procedure of the list opened that one whatever the list said).
+    wanted = form.procedure.data if request.method == "POST" else request.args.get("demarche")
+    chosen = next((p for p in procedures if p.code == wanted), None)
     if request.method == "GET" and chosen is not None:
         form.procedure.data = chosen.code
         period = default_period(chosen, client, day)
@@ -226,7 +226,7 @@ def open_for_client(client_id: int) -> str | Response:
             db.session.commit()
             flash(_("Dossier ouvert."), "success")
             return redirect(url_for("cases.case", case_id=case.id))
-    if form.procedure.errors:
+    if form.procedure.errors or (request.method == "POST" and chosen is None):
         # The procedure travels in a hidden field: say what is wrong in words.
         form.form_errors.append(
             _("Cette démarche ne concerne pas cet usager : choisissez-en une autre.")
