@@ -382,7 +382,8 @@ def test_to_review_shows_previews_decides_in_place_and_errors_sit_by_the_form(
     http = login(agent)
     queue = http.get("/documents/a-verifier").get_data(as_text=True)
     nav = queue[queue.index("<nav") : queue.index("</nav>")]
-    assert 'À vérifier <span class="count">1<span class="sr-only"> document</span>' in nav
+    assert 'À vérifier <span class="count" aria-hidden="true">1</span>' in nav
+    assert "(1 document en attente)" in nav
     row = queue[queue.index(f'id="document-{document.id}"') :]
     row = row[: row.index("</tr>")]
     assert 'name="decision" value="refuser"' in row and 'name="retour" value="a-verifier"' in row
