@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from portal.accounts.models import Organisation
 from portal.cases.models import Case
@@ -25,7 +24,7 @@ from portal.documents.models import Document, RefusalReason, Review
 from portal.documents.operations import REFUSAL_ADVICE, refusal_text
 from portal.packs.models import Pack, PackStatus
 from portal.reminders.models import Reminder, ReminderKind, ReminderStatus
-from portal.reminders.planning import client_may_receive
+from portal.reminders.planning import Planned, client_may_receive
 from portal.reminders.sending import (
     COMPOSERS,
     PARIS,
@@ -33,6 +32,7 @@ from portal.reminders.sending import (
     Obsolete,
     _case_of,
     _render,
+    claim,
     fresh_link_url,
 )
 
@@ -63,28 +63,24 @@ def plan_client_news(case: Case, now: datetime | None = None) -> Reminder | None
     if not client_may_receive(client, ReminderKind.client_news):
         return None
     last = _previous(case)
-    if last is not None and last.status in (ReminderStatus.scheduled, ReminderStatus.claimed):
-        return None
-    row = Reminder(
+    waiting = (ReminderStatus.scheduled, ReminderStatus.claimed, ReminderStatus.failed)
+    if last is not None and last.status in waiting and last.next_attempt_at is not None:
+        return None  # the notice still to leave (or to be tried again) will say this too
+    planned = Planned(
         org_id=case.org_id,
-        case_id=case.id,
         kind=ReminderKind.client_news,
         # After the previous notice: two events racing plan one row, never two.
         subject=f"{case.ref}:news:{last.id if last else 0}",
         day=at.astimezone(PARIS).date(),
-        recipient=(client.email or "").lower(),
-        status=ReminderStatus.scheduled,
-        attempts=0,
-        next_attempt_at=at + timedelta(minutes=GROUP_MINUTES),
-        created_at=at,
+        recipient=client.email or "",
+        case_id=case.id,
     )
-    db.session.add(row)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return None
-    return row
+    return claim(
+        planned,
+        at,
+        status=ReminderStatus.scheduled,
+        next_attempt_at=at + timedelta(minutes=GROUP_MINUTES),
+    )
 
 
 def _since(row: Reminder) -> datetime | None:

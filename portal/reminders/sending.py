@@ -90,8 +90,17 @@ class Outcome:
 # --- claiming and sending ---------------------------------------------------------------------
 
 
-def claim(planned: Planned, now: datetime) -> Reminder | None:
-    """Insert and commit the reminder's row; None when another run has it already."""
+def claim(
+    planned: Planned,
+    now: datetime,
+    *,
+    status: ReminderStatus = ReminderStatus.claimed,
+    next_attempt_at: datetime | None = None,
+) -> Reminder | None:
+    """Insert and commit the reminder's row; None when another run has it already.
+
+    A row is claimed to be sent now, or `scheduled` for `next_attempt_at` (a grouped notice).
+    """
     row = Reminder(
         org_id=planned.org_id,
         case_id=planned.case_id,
@@ -100,9 +109,9 @@ def claim(planned: Planned, now: datetime) -> Reminder | None:
         subject=planned.subject,
         day=planned.day,
         recipient=planned.recipient.lower(),
-        status=ReminderStatus.claimed,
+        status=status,
         attempts=0,
-        next_attempt_at=now + CLAIM_TIMEOUT,
+        next_attempt_at=next_attempt_at or now + CLAIM_TIMEOUT,
         created_at=now,
     )
     db.session.add(row)
