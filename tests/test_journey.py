@@ -13,6 +13,7 @@ from sqlalchemy import select
 from portal.audit import AuditEvent
 from portal.cases.models import Case, CaseStatus, ItemStatus
 from portal.cases.operations import change_status, open_case, review_item, set_value
+from portal.cases.periods import french_today
 from portal.cases.recurrence import open_client_cases
 from portal.clients.models import Client
 from portal.db import db, utcnow
@@ -29,6 +30,7 @@ from portal.journal.sentences import sentence
 from portal.packs.models import PackStatus
 from portal.packs.operations import request_pack, share_pack
 from portal.packs.runs import run_build
+from portal.reminders.daily import expired_links
 from portal.reminders.models import ReminderStatus
 from portal.reminders.notices import GROUP_MINUTES, plan_client_news
 from portal.reminders.sending import retry
@@ -407,3 +409,12 @@ def test_to_review_shows_previews_decides_in_place_and_errors_sit_by_the_form(
         follow_redirects=True,
     ).get_data(as_text=True)
     assert "est accepté" in accepted and f'id="document-{document.id}"' not in accepted
+
+
+def test_an_expired_link_gives_the_case_back_to_staff(client_, case, agent, monkeypatch):
+    links.create_link(client_, agent.ref, days=1)
+    assert case.status == CaseStatus.waiting_client
+    later = utcnow() + timedelta(days=2)
+    monkeypatch.setattr(links, "clock", lambda: later)
+    expired_links(french_today() + timedelta(days=2), dry_run=False)
+    assert case.status == CaseStatus.open

@@ -141,7 +141,7 @@ def create_link(
         days=days,
         verify=verify_birth_date,
     )
-    _settle_cases(link, actor)
+    settle_cases(link, actor)
     return link, token
 
 
@@ -152,7 +152,7 @@ def revoke_link(link: UploadLink, actor: str, *, now: datetime | None = None) ->
     link.revoked_at = now or clock()
     link.revoked_by = actor
     audit.record(link.org_id, actor, "link.revoked", f"client:{link.client_id}", link=link.id)
-    _settle_cases(link, actor)
+    settle_cases(link, actor)
     return True
 
 
@@ -173,8 +173,9 @@ def has_live_link(case: Case) -> bool:
 progress.register("live_link", has_live_link)
 
 
-def _settle_cases(link: UploadLink, actor: str) -> None:
-    """The cases a link reaches follow it (whether an organisation is bound or not)."""
+def settle_cases(link: UploadLink, actor: str) -> None:
+    """The cases a link reaches follow it when it starts or ends (created, revoked, expired),
+    whether an organisation is bound or not."""
     db.session.flush()
     stmt = select(Case).where(
         Case.org_id == link.org_id,
