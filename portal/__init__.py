@@ -110,6 +110,21 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         from portal.accounts.forms import ActionForm
 
         # formdata=None: never parse the request body here (it may be what failed, e.g. 413).
-        return {"logout_form": ActionForm(formdata=None), "lang": _locale()}
+        return {
+            "logout_form": ActionForm(formdata=None),
+            "lang": _locale(),
+            "review_count": _review_count,
+        }
 
     return app
+
+
+def _review_count() -> int:
+    """The documents waiting for a decision, for the navigation (staff pages only)."""
+    from portal.documents.queries import to_review_count
+    from portal.tenancy import NoTenantBound
+
+    try:
+        return to_review_count()
+    except NoTenantBound:
+        return 0

@@ -51,6 +51,8 @@ JOBS: dict[str, JobSpec] = {
     "worker.jobs.notify_filed": JobSpec(
         timeout=60, retries=3, retry_intervals=(60, 300, 900), unique=True
     ),
+    # A file refused or a pack shared: plan the client's grouped notice (portal.reminders.notices).
+    "worker.jobs.notify_client": JobSpec(timeout=60, retries=3, retry_intervals=(60, 300, 900)),
     # Storage hiccups are retried; a file that cannot be normalised is flagged, not retried.
     "worker.jobs.normalise_document": JobSpec(
         queue="documents", timeout=300, retries=3, retry_intervals=(10, 60, 300), unique=True

@@ -15,7 +15,7 @@ from portal.accounts.models import Organisation, User
 from portal.cases.deadlines import first_declaration
 from portal.cases.models import Case, ItemKind
 from portal.cases.operations import DuplicateCase, find_case, open_case, set_value
-from portal.cases.recurrence import create_coming_cases
+from portal.cases.recurrence import open_client_cases
 from portal.checklists.catalog import catalog
 from portal.clients.models import CONSENT_VERSION, Activity, Client, ClientKind, Periodicity
 from portal.clients.operations import ClientData, create_client, record_consent
@@ -95,7 +95,8 @@ def seed_demo(org: Organisation, agent: User | None, today: date) -> int:
                     client.assigned_user_id = agent.id
                 record_consent(client, ACTOR, CONSENT_VERSION)
                 db.session.flush()
-        created += create_coming_cases(today, org_ids=[org.id]).count
+            # As a client created by hand: his coming cases and the late ones, at once.
+            created += open_client_cases(client, today, ACTOR).count
         # One case with values typed, so the case page shows what a ready case looks like.
         camille = db.session.execute(
             select(Client).where(Client.org_id == org.id, Client.reference == "DEMO-001")
@@ -107,9 +108,9 @@ def seed_demo(org: Organisation, agent: User | None, today: date) -> int:
                 created += 1
             except DuplicateCase as exc:
                 case = exc.existing
-            for item in case.items:
-                if item.kind == ItemKind.value and item.code == "ca_bnc":
-                    set_value(case, item, "1 840", ACTOR, expected_version=None)
+        for item in case.items:
+            if item.kind == ItemKind.value and item.code == "ca_bnc" and not item.value:
+                set_value(case, item, "1 840", ACTOR, expected_version=None)
         _add_sample_documents(case)
         created += _open_first_declaration(org, today)
         created += _open_passport(org, today)

@@ -116,9 +116,10 @@ def test_create_a_client_open_a_case_and_see_its_checklist_and_due_date(browser,
 
     page.get_by_role("link", name="Ouvrir un dossier").click()
     assert_accessible(page, "open a case: procedure")
+    # Choosing the procedure brings its form at once (no form before a choice).
+    expect(page.get_by_label("Période")).to_have_count(0)
     page.get_by_label("Démarche").first.select_option("urssaf-ca")
-    page.get_by_role("button", name="Choisir cette démarche").click()
-    expect(page.get_by_label("Période")).to_be_visible()
+    expect(page.get_by_role("heading", level=2)).to_contain_text("URSSAF")
     assert_accessible(page, "open a case: period")
     # The period proposed is the next one due; type an explicit one to know the date.
     page.get_by_label("Période").fill("2026-07")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
 from portal import create_app
 from portal.accounts.models import Organisation, User
 from portal.cases.models import Case
+from portal.cases.periods import french_today
+from portal.cases.recurrence import MISSED_DAYS
 from portal.cli import DEMO_ORG
+from portal.clients.models import Client
 from portal.db import db
 from portal.documents.models import Document
 from portal.packs.models import PackStatus
@@ -45,8 +49,20 @@ def test_demo_creates_an_organisation_whose_printed_logins_work(app, ctx, http):
     # The demo case is ready for a pack: two accepted sample papers (not four after two runs).
     org = db.session.scalars(select(Organisation).where(Organisation.name == DEMO_ORG)).one()
     with bind_org(org.id):
+        camille = db.session.scalars(
+            select(Client).where(Client.org_id == org.id, Client.reference == "DEMO-001")
+        ).one()
+        periods = db.session.scalars(
+            select(Case.period_label).where(
+                Case.client_id == camille.id, Case.procedure_code == "urssaf-ca"
+            )
+        ).all()
+        # Opened at once like any new client's: October (due 30/11/2026) is there, late, while
+        # its due date is within the missed periods' reach.
+        if french_today() <= date(2026, 11, 30) + timedelta(days=MISSED_DAYS):
+            assert "2026-10" in periods
         case = db.session.scalars(
-            select(Case).where(Case.org_id == org.id, Case.period_label == "2026-09")
+            select(Case).where(Case.client_id == camille.id, Case.period_label == "2026-09")
         ).one()
         documents = db.session.scalars(select(Document).where(Document.case_id == case.id)).all()
         assert sorted((d.filename, d.review.value, d.normalisation.value) for d in documents) == [

@@ -299,7 +299,7 @@ def test_case_page_lists_documents_with_state_and_failure(login, agent, case):
     assert f'id="document-{ok.id}"' in html and 'data-normalisation="ready"' in html
     assert f"/dossiers/{case.id}/documents/{ok.id}/apercu" in html
     assert "Conversion en PDF impossible" in html and "introuvable" in html
-    assert "Document ajouté" in html  # the history names the event
+    assert "ajouté à « " in html  # the history names the event
 
 
 def test_line_with_documents_survives_a_situation_change(ctx, agent, case):

@@ -85,7 +85,8 @@ def test_client_files_with_the_portal_number(app, public, client_, case):
     [filed, following] = _cases(client_)
     assert filed.id == case.id and filed.status == CaseStatus.filed
     assert filed.filing_reference == "URS-2026 10 4711" and filed.filed_at is not None
-    assert following.period_label == "2026-11" and following.status == CaseStatus.open
+    # The client's link reaches the next case too: it waits for him.
+    assert following.period_label == "2026-11" and following.status == CaseStatus.waiting_client
     # The page confirms it and now asks for the next month instead.
     assert "Déjà déposé" in html and "Numéro de dépôt : URS-2026 10 4711" in html
     assert f'action="/depot/dossiers/{case.id}/depot"' not in html
@@ -126,7 +127,7 @@ def test_bad_proofs_are_refused_and_nothing_changes(
     html = _file(public, case, numero=numero, receipt=receipt).get_data(as_text=True)
     assert message in html
     [still] = _cases(client_)
-    assert still.status == CaseStatus.open and still.filing_reference is None
+    assert still.status == CaseStatus.waiting_client and still.filing_reference is None
     assert db.session.scalars(select(Document).where(Document.case_id == case.id)).all() == []
     assert list(get_store().list(f"org/{case.org_id}/case/{case.id}/")) == []
 

@@ -517,7 +517,7 @@ def test_phantom_cases_are_cancelled_unless_someone_worked_on_them(org, agent):
     assert "regroupe mars à juin 2026" in retired["2026-03"]
     assert phantoms["2026-02"].status == CaseStatus.cancelled
     assert phantoms["2026-03"].status == CaseStatus.cancelled
-    assert worked.status == CaseStatus.open
+    assert worked.status == CaseStatus.ready  # kept (its value typed and checked): not cancelled
     assert any(
         label == "2026-04" and "regroupe" in reason for _c, _code, label, reason in report.skipped
     )

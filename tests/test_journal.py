@@ -98,7 +98,7 @@ def test_newest_first_with_labels_and_no_other_organisation(login, admin, scene)
     order = [html.index(label) for label in ("État du dossier changé", "Pochette téléchargée")]
     assert order == sorted(order), "newest first"
     assert "Usager REF-MOI" in html and f"/usagers/{scene['mine'].id}" in html
-    assert f"Lien usager n° {scene['link'].id}" in html and "Bruno Agent" in html
+    assert f"l’usager (lien n° {scene['link'].id})" in html and "Bruno Agent" in html
 
 
 def test_filters_person_client_action_dates(login, admin, agent, scene):

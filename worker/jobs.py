@@ -50,6 +50,19 @@ def notify_filed(case_id: int) -> int:
 
 
 @job
+def notify_client(case_id: int) -> int:
+    """Plan the client's notice (a file refused, his pack shared); grouped, sent once."""
+    from portal.cases.models import Case
+    from portal.reminders.notices import plan_client_news
+
+    case = db.session.get(Case, case_id)
+    if case is None:
+        return 0
+    with bind_org(case.org_id):
+        return int(plan_client_news(case) is not None)
+
+
+@job
 def build_pack(pack_id: int) -> str | None:
     """Build one pack (PDF + upload set); idempotent, see portal.packs.runs."""
     from rq import get_current_job

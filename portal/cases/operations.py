@@ -26,6 +26,7 @@ from portal.cases.models import (
     ItemStatus,
 )
 from portal.cases.periods import Period, PeriodError, parse_period
+from portal.cases.progress import settle
 from portal.checklists.catalog import DocumentSpec, Procedure, ValueSpec, catalog
 from portal.checklists.values import ValueProblem, parse_value
 from portal.clients.models import Client
@@ -105,8 +106,11 @@ def procedure_of(case: Case) -> Procedure:
 
 
 def available_procedures(client: Client, today: date | None = None) -> list[Procedure]:
-    """The procedures that apply to this client's situation, in catalog order."""
-    return catalog().applicable(client.situation(today))
+    """The procedures that apply to this client's situation: first those his profile makes
+    recurring (URSSAF, CAF, taxes...), then the occasional ones (ID card, car papers...);
+    catalog order within each."""
+    found = catalog().applicable(client.situation(today))
+    return sorted(found, key=lambda p: not p.auto_create)
 
 
 def default_period(procedure: Procedure, client: Client, today: date) -> Period | None:
@@ -232,6 +236,7 @@ def open_case(
         procedure=procedure.code,
         period=period.label,
     )
+    settle(case, actor)
     return case
 
 
@@ -314,6 +319,7 @@ def refresh_case(case: Case, client: Client, actor: str, *, today: date) -> list
     if changes:
         _touch(case)
         audit.record(case.org_id, actor, "case.refreshed", case.ref, changes=changes)
+        settle(case, actor)
     return changes
 
 
@@ -447,6 +453,7 @@ def set_value(
     _touch(case)
     # The journal says that a value changed, never the value (income is personal data).
     audit.record(case.org_id, actor, "item.value", case.ref, item=item.code)
+    settle(case, actor)
     return value
 
 
@@ -479,6 +486,7 @@ def review_item(
     item.updated_by = actor
     _touch(case)
     audit.record(case.org_id, actor, "item.status", case.ref, item=item.code, status=status.value)
+    settle(case, actor)
 
 
 def missing_required(case: Case) -> list[ChecklistItem]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -17,7 +17,13 @@ from sqlalchemy.exc import IntegrityError
 
 from portal import audit
 from portal.accounts.models import Organisation
-from portal.cases.deadlines import DeadlineError, due_date, not_owed, periods_due
+from portal.cases.deadlines import (
+    DeadlineError,
+    due_date,
+    not_owed,
+    owed_periods,
+    periods_due,
+)
 from portal.cases.models import ACTIVE_STATUSES, Case, CaseStatus, ItemStatus
 from portal.cases.operations import CaseError, change_status, open_case, procedure_of
 from portal.cases.periods import Period, PeriodError, parse_period
@@ -28,11 +34,16 @@ from portal.tenancy import bind_org
 
 ACTOR = "system:recurrence"
 DEFAULT_HORIZON_DAYS = 45
+# Periods whose due date passed less than this long ago are still to be filed (late): their
+# cases are opened too, so that a client created today, or a period the nightly run missed,
+# is not forgotten. Longer ago, staff open them by hand if they are really owed.
+MISSED_DAYS = 62
 
 
 @dataclass
 class RecurrenceReport:
     created: list[tuple[int, str, str]] = field(default_factory=list)  # client, code, period
+    late: list[tuple[int, str, str]] = field(default_factory=list)  # created already overdue
     skipped: list[tuple[int, str, str, str]] = field(default_factory=list)  # + the reason
     # Untouched cases of periods the client does not owe (a first declaration covers them),
     # cancelled: client, code, period, the reason.
@@ -68,10 +79,16 @@ def coming_periods(
     today: date,
     horizon_days: int,
     procedures: Iterable[Procedure] | None = None,
+    *,
+    missed: bool = False,
 ) -> tuple[list[tuple[Procedure, Period]], list[tuple[Procedure, str]]]:
     """The periods whose cases a client in `situation` should have on `today` (what recurring
     generation opens, and what `plan-client` prints), and the procedures his profile lacks a
-    fact for (periodicity, CAF months...) with the French reason."""
+    fact for (periodicity, CAF months...) with the French reason.
+
+    `missed`: also the periods whose due date passed lately (`missed_periods`), for a client
+    created or changed now; the nightly run leaves past periods to staff.
+    """
     planned: list[tuple[Procedure, Period]] = []
     lacking: list[tuple[Procedure, str]] = []
     for procedure in procedures if procedures is not None else catalog():
@@ -79,11 +96,28 @@ def coming_periods(
             continue
         try:
             periods = periods_due(procedure, situation, today, horizon_days)
+            late = missed_periods(procedure, situation, today) if missed else []
         except DeadlineError as exc:
             lacking.append((procedure, str(exc)))
             continue
+        planned.extend((procedure, period) for period in late if period not in periods)
         planned.extend((procedure, period) for period in periods)
     return planned, lacking
+
+
+def missed_periods(procedure: Procedure, situation: Mapping[str, Any], today: date) -> list[Period]:
+    """Owed periods whose known due date passed within MISSED_DAYS: late, still to be filed."""
+    if procedure.recurrence in ("on_demand", "c2s_rights"):
+        return []
+    since = today - timedelta(days=MISSED_DAYS)
+    missed: list[Period] = []
+    for period in owed_periods(procedure, situation, since - timedelta(days=400)):
+        if period.end >= today:
+            break
+        found = due_date(procedure, period, situation)
+        if found.status == "known" and found.due_on is not None and since <= found.due_on < today:
+            missed.append(period)
+    return missed
 
 
 def _for_org(
@@ -107,32 +141,70 @@ def _for_org(
     phantoms = _phantom_candidates(org_id, procedures)
     for client in clients:
         _retire_phantoms(client, phantoms.get(client.id, []), today, report, dry_run)
-        planned, lacking = coming_periods(client.situation(today), today, horizon_days, procedures)
-        for procedure, reason in lacking:
-            report.skipped.append((client.id, procedure.code, "", reason[:200]))
-        for procedure, period in planned:
-            key = (client.id, procedure.code, period.label)
-            if key in existing:
-                continue
-            if dry_run:
-                report.created.append(key)
-                continue
-            try:
-                with db.session.begin_nested():
-                    open_case(
-                        client,
-                        procedure.code,
-                        ACTOR,
-                        today=today,
-                        period_label=period.label,
-                        known_new=True,
-                    )
-            except (CaseError, IntegrityError) as exc:
-                # Another run got there first, or the profile lacks a needed fact.
-                report.skipped.append((*key, str(exc)[:200]))
-                continue
-            existing.add(key)
+        _open_for_client(client, today, horizon_days, procedures, existing, report, dry_run)
+
+
+def open_client_cases(client: Client, today: date, actor: str = ACTOR) -> RecurrenceReport:
+    """What the nightly run would open for this client, opened now (a new or edited client
+    gets his cases at once, missed periods included, late)."""
+    report = RecurrenceReport()
+    if client.archived:
+        return report
+    existing = set(
+        db.session.execute(
+            select(Case.client_id, Case.procedure_code, Case.period_label).where(
+                Case.org_id == client.org_id, Case.client_id == client.id
+            )
+        )
+    )
+    procedures = [p for p in catalog() if p.auto_create]
+    _open_for_client(
+        client, today, DEFAULT_HORIZON_DAYS, procedures, existing, report, False, actor, True
+    )
+    return report
+
+
+def _open_for_client(
+    client: Client,
+    today: date,
+    horizon_days: int,
+    procedures: list[Procedure],
+    existing: set[Any],
+    report: RecurrenceReport,
+    dry_run: bool,
+    actor: str = ACTOR,
+    missed: bool = False,
+) -> None:
+    planned, lacking = coming_periods(
+        client.situation(today), today, horizon_days, procedures, missed=missed
+    )
+    for procedure, reason in lacking:
+        report.skipped.append((client.id, procedure.code, "", reason[:200]))
+    for procedure, period in planned:
+        key = (client.id, procedure.code, period.label)
+        if key in existing:
+            continue
+        if dry_run:
             report.created.append(key)
+            continue
+        try:
+            with db.session.begin_nested():
+                case = open_case(
+                    client,
+                    procedure.code,
+                    actor,
+                    today=today,
+                    period_label=period.label,
+                    known_new=True,
+                )
+        except (CaseError, IntegrityError) as exc:
+            # Another run got there first, or the profile lacks a needed fact.
+            report.skipped.append((*key, str(exc)[:200]))
+            continue
+        existing.add(key)
+        report.created.append(key)
+        if case.due_on is not None and case.due_on < today:
+            report.late.append(key)
 
 
 def _phantom_candidates(org_id: int, procedures: list[Procedure]) -> dict[int, list[Case]]:

@@ -54,6 +54,7 @@ from portal.cases.operations import (
     procedure_of,
     review_item,
     set_value,
+    spec_of,
     specs_of,
 )
 from portal.cases.periods import french_today, parse_period, period_words
@@ -67,8 +68,8 @@ from portal.cases.queries import (
     dashboard_counts,
     feed_cases,
 )
-from portal.checklists.catalog import catalog
-from portal.checklists.values import display_value
+from portal.checklists.catalog import ValueSpec, catalog
+from portal.checklists.values import display_value, rounding_note
 from portal.clients.models import Client
 from portal.db import db, utcnow
 from portal.documents.forms import DocumentReviewForm, FilingForm, UploadForm
@@ -76,6 +77,7 @@ from portal.documents.operations import REFUSAL_LABELS
 from portal.documents.queries import case_documents, to_review_count
 from portal.extensions import limiter
 from portal.forms.views import forms_context
+from portal.journal.sentences import sentence, who
 from portal.packs.views import panel_context
 from portal.pagination import paginate
 from portal.reminders.queries import case_reminders
@@ -204,10 +206,10 @@ def open_for_client(client_id: int) -> str | Response:
     form = OpenCaseForm()
     form.procedure.choices = [SelectChoice(p.code, p.title) for p in procedures]
     form.assigned_user.choices = _staff_choices(staff)
-    chosen = next(
-        (p for p in procedures if p.code == (form.procedure.data or request.args.get("demarche"))),
-        procedures[0] if procedures else None,
-    )
+    # No procedure is ever chosen for the agent: the form appears once he picked one (a form
+    # shown for the first procedure of the list opened that one whatever the list said).
+    wanted = form.procedure.data if request.method == "POST" else request.args.get("demarche")
+    chosen = next((p for p in procedures if p.code == wanted), None)
     if request.method == "GET" and chosen is not None:
         form.procedure.data = chosen.code
         period = default_period(chosen, client, day)
@@ -234,7 +236,7 @@ def open_for_client(client_id: int) -> str | Response:
             db.session.commit()
             flash(_("Dossier ouvert."), "success")
             return redirect(url_for("cases.case", case_id=case.id))
-    if form.procedure.errors:
+    if form.procedure.errors or (request.method == "POST" and chosen is None):
         # The procedure travels in a hidden field: say what is wrong in words.
         form.form_errors.append(
             _("Cette démarche ne concerne pas cet usager : choisissez-en une autre.")
@@ -283,6 +285,7 @@ def case(case_id: int) -> str:
     ]
     history = db.session.scalars(case_history(case)).all()
     names = {u.ref: u.name for u in staff}
+    item_labels = {i.code: i.label for i in case.items}
     return render_template(
         "cases/case.html",
         case=case,
@@ -307,7 +310,9 @@ def case(case_id: int) -> str:
         undo_minutes=current_app.config["UPLOAD_UNDO_MINUTES"],
         history=history,
         names=names,
-        item_labels={i.code: i.label for i in case.items},
+        describe=lambda event: sentence(event, item_labels),
+        who=lambda actor: who(actor, names),
+        item_labels=item_labels,
         item_statuses=ITEM_STATUS_LABELS,
         assigned=next((u for u in staff if u.id == case.assigned_user_id), None),
         **panel_context(case),
@@ -410,12 +415,15 @@ def item_value(case_id: int, item_id: int) -> Response:
     if not form.validate_on_submit():
         return _invalid_form(case)
     try:
-        set_value(
+        stored = set_value(
             case, item, form.value.data, current_user.ref, expected_version=int(form.version.data)
         )
     except CaseError as exc:
         return _refused(case, exc)
-    return _save(case, _("Valeur enregistrée : « %(label)s ».", label=item.label))
+    spec = spec_of(case, item)
+    note = rounding_note(spec, form.value.data, stored) if isinstance(spec, ValueSpec) else None
+    saved = _("Valeur enregistrée : « %(label)s ».", label=item.label)
+    return _save(case, saved + (f" {note}" if note else ""))
 
 
 REVIEW_ACTIONS = {

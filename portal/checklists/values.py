@@ -64,6 +64,24 @@ def _date(raw: str) -> date:
     raise ValueProblem(_("Tapez une date sous la forme JJ/MM/AAAA, par exemple 05/04/2026."))
 
 
+def rounding_note(spec: ValueSpecLike, raw: str | None, stored: str) -> str | None:
+    """Say so when an amount typed with cents was stored rounded (the portal wants euros)."""
+    if spec.type != "amount":
+        return None
+    try:
+        typed = _number((raw or "").strip())
+    except ValueProblem:
+        return None
+    if typed == Decimal(stored):
+        return None
+    return _(
+        "Vous avez tapé %(typed)s : c’est noté %(stored)s €, arrondi à l’euro le plus proche, "
+        "car le site officiel demande un montant sans centimes.",
+        typed=(raw or "").strip(),
+        stored=format_number(Decimal(stored)),
+    )
+
+
 def parse_value(spec: ValueSpecLike, raw: str | None) -> str:
     """The normalised text of a typed value, or ValueProblem with a French message."""
     text = (raw or "").strip()

@@ -29,6 +29,7 @@ from portal.cases.operations import STATUS_LABELS as CASE_STATUS_LABELS
 from portal.cases.operations import refresh_case
 from portal.cases.periods import french_today
 from portal.cases.queries import client_cases
+from portal.cases.recurrence import RecurrenceReport, open_client_cases
 from portal.checklists.catalog import catalog
 from portal.clients import consent as consent_texts
 from portal.clients.forms import (
@@ -166,8 +167,10 @@ def new() -> str | Response:
         except ClientError as exc:
             _show_problems(form, exc)
         else:
+            opened = open_client_cases(client, french_today(), current_user.ref)
             db.session.commit()
             flash(_("Usager %(name)s créé.", name=client.full_name), "success")
+            _flash_opened(opened)
             return redirect(url_for("clients.client", client_id=client.id))
     return render_template("clients/form.html", form=form, client=None)
 
@@ -215,6 +218,7 @@ def edit(client_id: int) -> str | Response:
             cases = db.session.scalars(client_cases(client.id)) if changed else []
             day = french_today()
             refreshed = [c for c in cases if refresh_case(c, client, current_user.ref, today=day)]
+            opened = open_client_cases(client, day, current_user.ref) if changed else None
             db.session.commit()
             flash(
                 _("Modifications enregistrées.") if changed else _("Aucune modification."),
@@ -229,8 +233,34 @@ def edit(client_id: int) -> str | Response:
                     ),
                     "info",
                 )
+            if opened is not None:
+                _flash_opened(opened)
             return redirect(url_for("clients.client", client_id=client.id))
     return render_template("clients/form.html", form=form, client=client)
+
+
+def _flash_opened(opened: RecurrenceReport) -> None:
+    """Say which cases his profile opened at once, and how many are already late."""
+    if not opened.count:
+        return
+    flash(
+        ngettext(
+            "%(num)d dossier ouvert d'après sa situation.",
+            "%(num)d dossiers ouverts d'après sa situation.",
+            opened.count,
+        )
+        + (
+            " "
+            + ngettext(
+                "%(num)d est déjà en retard : à déposer au plus vite.",
+                "%(num)d sont déjà en retard : à déposer au plus vite.",
+                len(opened.late),
+            )
+            if opened.late
+            else ""
+        ),
+        "info",
+    )
 
 
 def _archive(client_id: int, archive: bool) -> Response:

@@ -17,10 +17,11 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from portal import audit, mail
 from portal.accounts.models import Organisation, Role, User
+from portal.cases import progress
 from portal.cases.models import ACTIVE_STATUSES, Case, ChecklistItem, ItemKind
 from portal.cases.queries import client_cases
 from portal.clients.models import Client
@@ -140,6 +141,7 @@ def create_link(
         days=days,
         verify=verify_birth_date,
     )
+    settle_cases(link, actor)
     return link, token
 
 
@@ -150,7 +152,40 @@ def revoke_link(link: UploadLink, actor: str, *, now: datetime | None = None) ->
     link.revoked_at = now or clock()
     link.revoked_by = actor
     audit.record(link.org_id, actor, "link.revoked", f"client:{link.client_id}", link=link.id)
+    settle_cases(link, actor)
     return True
+
+
+def has_live_link(case: Case) -> bool:
+    """The client holds a link that reaches this case and works now (not revoked, expired or
+    suspended): what makes a case with missing lines "waiting for the client"."""
+    stmt = select(UploadLink.id).where(
+        UploadLink.org_id == case.org_id,
+        UploadLink.client_id == case.client_id,
+        or_(UploadLink.case_id.is_(None), UploadLink.case_id == case.id),
+        UploadLink.revoked_at.is_(None),
+        UploadLink.suspended_at.is_(None),
+        UploadLink.expires_at > clock(),
+    )
+    return db.session.execute(stmt.limit(1)).first() is not None
+
+
+progress.register("live_link", has_live_link)
+
+
+def settle_cases(link: UploadLink, actor: str) -> None:
+    """The cases a link reaches follow it when it starts or ends (created, revoked, expired),
+    whether an organisation is bound or not."""
+    db.session.flush()
+    stmt = select(Case).where(
+        Case.org_id == link.org_id,
+        Case.client_id == link.client_id,
+        Case.status.in_(ACTIVE_STATUSES),
+    )
+    if link.case_id is not None:
+        stmt = stmt.where(Case.id == link.case_id)
+    for case in db.session.scalars(stmt):
+        progress.settle(case, actor)
 
 
 def link_url(token: str) -> str:

@@ -54,8 +54,9 @@ class Document(TenantMixin, Base):
     __table_args__ = (
         UniqueConstraint("org_id", "id"),
         UniqueConstraint("storage_key"),
-        # The same bytes twice in one case are one document: enforced here, not by hope.
-        UniqueConstraint("case_id", "sha256"),
+        # The same bytes twice on one line are one document: enforced here, not by hope (the same
+        # paper sent for two lines is attached to each).
+        UniqueConstraint("item_id", "sha256"),
         ForeignKeyConstraint(
             ["org_id", "case_id"], ["cases.org_id", "cases.id"], ondelete="CASCADE"
         ),

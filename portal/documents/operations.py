@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from portal import audit, background
 from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
+from portal.cases.progress import settle
 from portal.clients.operations import ClientError, ensure_consent
 from portal.db import db, utcnow
 from portal.deletions import schedule_deletion
@@ -38,6 +39,7 @@ from portal.storage import StorageError, case_prefix, get_store
 
 log = logging.getLogger(__name__)
 
+NOTIFY_CLIENT_JOB = "worker.jobs.notify_client"
 NORMALISE_JOB = "worker.jobs.normalise_document"
 
 REFUSAL_LABELS: dict[RefusalReason, Any] = {
@@ -82,6 +84,21 @@ class AlreadyReceived(DocumentError):
     def __init__(self, existing: Document) -> None:
         super().__init__(self.message_text)
         self.existing = existing
+
+
+class RefusedBefore(DocumentError):
+    """The same bytes were refused on this line already: refused again, for the same reason."""
+
+    def __init__(self, earlier: Document) -> None:
+        reason = earlier.refusal_reason or RefusalReason.other
+        super().__init__(
+            _l(
+                "Ce fichier a déjà été refusé : %(reason)s. %(advice)s",
+                reason=refusal_text(reason, earlier.refusal_note),
+                advice=REFUSAL_ADVICE[reason],
+            )
+        )
+        self.earlier = earlier
 
 
 @dataclass(frozen=True)
@@ -192,10 +209,12 @@ def _check_target(case: Case, item: ChecklistItem) -> None:
         raise DocumentError(exc.message) from None
 
 
-def find_duplicate(case: Case, sha256: str) -> Document | None:
+def find_duplicate(item: ChecklistItem, sha256: str) -> Document | None:
+    """The same file on the same line: a duplicate is judged per line (the same paper may
+    serve two lines, and is then attached to each)."""
     return db.session.scalars(
         select(Document).where(
-            Document.org_id == case.org_id, Document.case_id == case.id, Document.sha256 == sha256
+            Document.org_id == item.org_id, Document.item_id == item.id, Document.sha256 == sha256
         )
     ).first()
 
@@ -213,15 +232,18 @@ def add_document(
 ) -> Document:
     """Screen, store and index one file for a checklist line; the caller commits.
 
-    Raises Refusal (the file), DocumentError (the target) or AlreadyReceived; StorageUnavailable
-    when storage is down. Nothing is stored unless every check passed. The duplicate check
-    runs on the hash, before anything is decoded: the same bytes sent again cost nothing.
+    Raises Refusal (the file), DocumentError (the target), RefusedBefore or AlreadyReceived
+    (the same file on this line); StorageUnavailable when storage is down. Nothing is stored
+    unless every check passed. The duplicate check runs on the hash, before anything is
+    decoded: the same bytes sent again cost nothing.
     """
     _check_target(case, item)
     limit = upload_limit(case, max_bytes)
     identity = identity or identify(stream, max_bytes=limit)
-    existing = find_duplicate(case, identity.sha256)
+    existing = find_duplicate(item, identity.sha256)
     if existing is not None:
+        if existing.review == Review.refused:
+            raise RefusedBefore(existing)
         raise AlreadyReceived(existing)
     screened: Screened = screen(stream, filename, max_bytes=limit, identity=identity)
     key = new_key(case.org_id, case.id)
@@ -263,6 +285,7 @@ def add_document(
     audit.record(
         case.org_id, actor, "document.added", case.ref, document=document.id, item=item.code
     )
+    settle(case, actor)
     background.enqueue(NORMALISE_JOB, document.id)
     return document
 
@@ -387,6 +410,7 @@ def sync_item(item: ChecklistItem, actor: str) -> None:
     else:
         item.status, item.reason = ItemStatus.missing, None
     item.updated_by = actor
+    settle(item.case, actor)
 
 
 def review_document(
@@ -415,6 +439,8 @@ def review_document(
     document.reviewed_at = utcnow()
     db.session.flush()
     sync_item(document.item, actor)
+    if decision == Review.refused:
+        background.enqueue(NOTIFY_CLIENT_JOB, document.case_id)
     audit.record(
         document.org_id,
         actor,

@@ -40,9 +40,9 @@ from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 from portal import errors, tenancy
 from portal.accounts.models import Organisation
 from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
-from portal.cases.operations import CaseError, procedure_of, set_value, specs_of
+from portal.cases.operations import CaseError, procedure_of, set_value, spec_of, specs_of
 from portal.checklists.catalog import ValueSpec, catalog
-from portal.checklists.values import display_value
+from portal.checklists.values import display_value, rounding_note
 from portal.clients import consent as consent_texts
 from portal.clients.operations import ClientError, record_consent
 from portal.db import db
@@ -87,6 +87,8 @@ DOCUMENT_STATES: dict[ItemStatus, Any] = {
     ItemStatus.rejected: _l("Refusé : à renvoyer"),
     ItemStatus.waived: _l("Pas nécessaire"),
 }
+# "Je ne peux pas fournir ce document": the line no longer asks him to send it.
+EXPLAINED_STATE = _l("Explication envoyée : votre accompagnant va décider")
 VALUE_STATES: dict[ItemStatus, Any] = {
     ItemStatus.missing: _l("À remplir"),
     ItemStatus.received: _l("Reçu, en cours de vérification"),
@@ -358,6 +360,9 @@ class Line:
     reason: str | None = None
     advice: Any = None
     value: str = ""
+    # Every refused file's reason and advice, by document id, whatever the line's state: a
+    # photo refused beside an accepted one must still say why.
+    refusals: dict[int, tuple[str, Any]] = field(default_factory=dict)
 
     @property
     def is_document(self) -> bool:
@@ -393,19 +398,21 @@ def _line(
     if item.kind == ItemKind.document:
         line = Line(item, spec.label if spec else item.label, spec.help if spec else "", "")
         line.state = DOCUMENT_STATES[item.status]
+        if item.is_open and item.client_note:
+            line.state = EXPLAINED_STATE
         line.documents = [
             (d, can_undo(d, link.ref, now, minutes), d.uploaded_at + timedelta(minutes=minutes))
             for d in docs
         ]
-        if item.status == ItemStatus.rejected:
-            refused = [d for d in docs if d.review == Review.refused]
-            if refused:
-                last = max(refused, key=lambda d: (d.reviewed_at or d.uploaded_at, d.id))
-                reason = last.refusal_reason or RefusalReason.other
-                line.reason = refusal_text(reason, last.refusal_note)
-                line.advice = REFUSAL_ADVICE[reason]
-            else:
-                line.reason = item.reason
+        for document in docs:
+            if document.review == Review.refused:
+                reason = document.refusal_reason or RefusalReason.other
+                line.refusals[document.id] = (
+                    refusal_text(reason, document.refusal_note),
+                    REFUSAL_ADVICE[reason],
+                )
+        if item.status == ItemStatus.rejected and not line.refusals:
+            line.reason = item.reason  # refused by staff on the line itself, no file
         return line
     line = Line(item, item.label, spec.help, VALUE_STATES[item.status])  # names the month
     line.zero = spec.zero or spec.if_empty  # what to type at zero, or when to type nothing
@@ -467,15 +474,16 @@ def _render_page(status: int = 200, **context: Any) -> tuple[str, int]:
     link: UploadLink = g.link
     general, per_item = _notices()
     blocks = _blocks(link)
+    filed = _recently_filed(link)
     for extra in PAGE_EXTRAS:
-        context.update(extra(link, [b.case for b in blocks]))
+        context.update(extra(link, [b.case for b in blocks] + filed))
     return _page(
         "documents/link_page.html",
         status,
         link=link,
         client=link.client,
         blocks=blocks,
-        filed=_recently_filed(link),
+        filed=filed,
         titles={p.code: p.title for p in catalog()},
         notices=general,
         item_notices=per_item,
@@ -643,12 +651,14 @@ def value(item_id: int) -> Any:
     item = _item_or_404(item_id, ItemKind.value)
     raw = (request.form.get("valeur") or "")[:200]
     try:
-        set_value(item.case, item, raw, link.ref, expected_version=None, by_staff=False)
+        stored = set_value(item.case, item, raw, link.ref, expected_version=None, by_staff=False)
     except CaseError as exc:
         db.session.rollback()
         return _render_page(422, errors={item.id: str(exc.message)}, typed={item.id: raw})
     db.session.commit()
-    flash(_("C’est enregistré. Merci !"), f"success|{item.id}")
+    spec = spec_of(item.case, item)
+    note = rounding_note(spec, raw, stored) if isinstance(spec, ValueSpec) else None
+    flash(_("C’est enregistré. Merci !") + (f" {note}" if note else ""), f"success|{item.id}")
     return _back(item)
 
 
@@ -669,7 +679,13 @@ def cannot_provide(item_id: int) -> Any:
             open_notes={item.id},
         )
     db.session.commit()
-    flash(_("Message envoyé. La personne qui vous accompagne va le lire."), f"success|{item.id}")
+    flash(
+        _(
+            "Merci, votre explication est envoyée. La personne qui vous accompagne va la lire "
+            "et vous dira si ce document peut être remplacé."
+        ),
+        f"success|{item.id}",
+    )
     return _back(item)
 
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
 
 from flask import Response, abort
+from sqlalchemy import select
 
 from portal import audit
+from portal.cases.periods import french_today
 from portal.db import db
 from portal.documents.models import Document, Normalisation
 from portal.storage import ObjectNotFound, content_disposition, get_store
@@ -23,6 +27,7 @@ VIEWS = {
     "pdf": ("pdf", "document.downloaded", False),
     "apercu": ("thumbnail", "document.previewed", True),
 }
+PARIS = ZoneInfo("Europe/Paris")
 INLINE_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/webp")
 
 
@@ -77,11 +82,28 @@ def serve(document: Document, how: str, actor: str) -> Response:
         body = stream_object(served.key)
     except ObjectNotFound:
         abort(404)
-    audit.record(
-        document.org_id, actor, action, document.case.ref, document=document.id, variant=what
-    )
-    db.session.commit()
+    if not (what == "thumbnail" and _previewed_today(document, actor)):
+        audit.record(
+            document.org_id, actor, action, document.case.ref, document=document.id, variant=what
+        )
+        db.session.commit()
     return file_response(body, served, inline=inline)
+
+
+def _previewed_today(document: Document, actor: str) -> bool:
+    """A thumbnail is shown on every visit of a list: one entry per document, viewer and
+    (French) day says who saw it without flooding the journal."""
+    start = datetime.combine(french_today(), time(), tzinfo=PARIS)
+    seen = db.session.scalars(
+        select(audit.AuditEvent.data).where(
+            audit.AuditEvent.org_id == document.org_id,
+            audit.AuditEvent.action == "document.previewed",
+            audit.AuditEvent.actor == actor,
+            audit.AuditEvent.target == document.case.ref,
+            audit.AuditEvent.at >= start,
+        )
+    )
+    return any((data or {}).get("document") == document.id for data in seen)
 
 
 def file_response(body: Iterator[bytes], served: Served, *, inline: bool) -> Response:

@@ -29,6 +29,7 @@ from portal.documents.filing import record_filing
 from portal.documents.forms import DocumentReviewForm, FilingForm, UploadForm
 from portal.documents.models import Document, RefusalReason, Review, Source
 from portal.documents.operations import (
+    REFUSAL_LABELS,
     DocumentError,
     Outcome,
     add_many,
@@ -106,7 +107,14 @@ def to_review_list() -> str:
         to_review(current_user.id if mine else None), request.args.get("page", 1, type=int)
     )
     titles = {p.code: p.short_title for p in catalog()}
-    return render_template("documents/to_review.html", page=page, mine=mine, titles=titles)
+    return render_template(
+        "documents/to_review.html",
+        page=page,
+        mine=mine,
+        titles=titles,
+        document_review_form=DocumentReviewForm(formdata=None),
+        refusal_labels=REFUSAL_LABELS,
+    )
 
 
 @bp.post("/dossiers/<int:case_id>/depot")
@@ -158,10 +166,15 @@ def review(case_id: int, document_id: int) -> Response:
     case, document = _case_document(case_id, document_id)
     require(Role.agent)
     form = DocumentReviewForm()
-    back = redirect(url_for("cases.case", case_id=case.id, _anchor=f"document-{document.id}"))
+    if request.form.get("retour") == "a-verifier":  # reviewed in place, in the work queue
+        back = redirect(url_for("documents.to_review_list", _anchor=f"document-{document.id}"))
+    else:
+        back = redirect(url_for("cases.case", case_id=case.id, _anchor=f"document-{document.id}"))
+    # Errors are shown next to the document's form, where the page lands.
+    here = f"error|document-{document.id}"
     decisions = {"accepter": Review.accepted, "refuser": Review.refused}
     if not form.validate_on_submit() or form.decision.data not in decisions:
-        flash(_("Le formulaire n'est pas valide : rechargez la page et recommencez."), "error")
+        flash(_("Le formulaire n'est pas valide : rechargez la page et recommencez."), here)
         return back
     reason = RefusalReason(form.reason.data) if form.reason.data else None
     try:
@@ -174,7 +187,7 @@ def review(case_id: int, document_id: int) -> Response:
         )
     except DocumentError as exc:
         db.session.rollback()
-        flash(exc.message, "error")
+        flash(exc.message, here)
         return back
     db.session.commit()
     if document.review == Review.accepted:

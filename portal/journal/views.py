@@ -6,7 +6,6 @@ entry (a copy of the journal is itself worth journaling).
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +32,7 @@ from portal.journal.queries import (
     journal,
     people,
 )
+from portal.journal.sentences import action_label, sentence, who
 from portal.pagination import paginate
 
 bp = Blueprint("journal", __name__, template_folder="templates")
@@ -40,71 +40,6 @@ bp = Blueprint("journal", __name__, template_folder="templates")
 PER_PAGE = 100
 CSV_BATCH = 1000
 SPOOL_BYTES = 8 * 1024 * 1024
-
-# French labels for the actions people look for most; others show their code.
-ACTION_LABELS: dict[str, Any] = {
-    "login.succeeded": _l("Connexion"),
-    "login.failed": _l("Connexion refusée"),
-    "logout": _l("Déconnexion"),
-    "user.created": _l("Compte créé"),
-    "user.role_changed": _l("Rôle modifié"),
-    "user.activated": _l("Compte réactivé"),
-    "user.deactivated": _l("Compte désactivé"),
-    "user.password_changed": _l("Mot de passe changé"),
-    "user.password_set": _l("Mot de passe choisi"),
-    "user.link_sent": _l("Lien de mot de passe envoyé"),
-    "client.created": _l("Usager créé"),
-    "client.updated": _l("Usager modifié"),
-    "client.archived": _l("Usager archivé"),
-    "client.restored": _l("Usager restauré"),
-    "client.consent_recorded": _l("Consentement enregistré"),
-    "client.reminders_off": _l("Rappels refusés par l’usager"),
-    "client.retention_notice": _l("Effacement annoncé (conservation)"),
-    "client.erased": _l("Usager effacé"),
-    "client.exported": _l("Données de l’usager exportées"),
-    "client.export_expired": _l("Export de données expiré"),
-    "clients.imported": _l("Usagers importés"),
-    "clients.exported": _l("Liste des usagers exportée"),
-    "case.opened": _l("Dossier ouvert"),
-    "case.status": _l("État du dossier changé"),
-    "case.assigned": _l("Dossier attribué"),
-    "case.due_date": _l("Date limite changée"),
-    "case.refreshed": _l("Dossier mis à jour"),
-    "case.answers": _l("Réponses du dossier changées"),
-    "case.filing_recorded": _l("Dépôt enregistré"),
-    "case.documents_purged": _l("Documents effacés (conservation)"),
-    "item.status": _l("Élément de la liste changé"),
-    "item.value": _l("Valeur saisie"),
-    "item.client_note": _l("Note de l’usager"),
-    "document.added": _l("Document ajouté"),
-    "document.deleted": _l("Document supprimé"),
-    "document.viewed": _l("Document consulté"),
-    "document.previewed": _l("Aperçu consulté"),
-    "document.downloaded": _l("Document téléchargé"),
-    "document.reviewed": _l("Document vérifié"),
-    "link.created": _l("Lien de dépôt créé"),
-    "link.emailed": _l("Lien de dépôt envoyé"),
-    "link.opened": _l("Lien de dépôt ouvert"),
-    "link.revoked": _l("Lien de dépôt révoqué"),
-    "link.locked": _l("Lien de dépôt bloqué"),
-    "link.suspended": _l("Lien de dépôt suspendu"),
-    "link.reopened": _l("Lien de dépôt rouvert"),
-    "links.expired": _l("Liens de dépôt expirés"),
-    "links.purged": _l("Liens de dépôt périmés supprimés"),
-    "pack.requested": _l("Pochette demandée"),
-    "pack.built": _l("Pochette prête"),
-    "pack.downloaded": _l("Pochette téléchargée"),
-    "form.downloaded": _l("Formulaire pré-rempli téléchargé"),
-    "pack.shared": _l("Pochette partagée"),
-    "reminders.rules": _l("Règles de rappel changées"),
-    "org.retention": _l("Durées de conservation changées"),
-    "journal.exported": _l("Journal exporté"),
-}
-
-
-def action_label(action: str) -> str:
-    label = ACTION_LABELS.get(action)
-    return str(label) if label is not None else action
 
 
 class _Filters:
@@ -174,26 +109,6 @@ class _Filters:
         return None
 
 
-def _who(actor: str, names: dict[str, str]) -> str:
-    if actor in names:
-        return names[actor]
-    if actor.startswith("link:"):
-        return _("Lien usager n° %(id)s", id=actor.partition(":")[2])
-    if actor.startswith("system") or actor == "worker":
-        return _("Système")
-    if actor.startswith("user:"):
-        return _("Compte n° %(id)s", id=actor.partition(":")[2])
-    return actor
-
-
-def _details(data: dict[str, Any] | None) -> str:
-    if not data:
-        return ""
-    return ", ".join(
-        f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in data.items()
-    )
-
-
 @bp.get("/organisation/journal")
 @login_required
 def index() -> str | tuple[str, int]:
@@ -208,9 +123,9 @@ def index() -> str | tuple[str, int]:
         form=filters.form,
         args=filters.args,
         page=page,
-        who=lambda actor: _who(actor, filters.names),
+        who=lambda actor: who(actor, filters.names),
         label=action_label,
-        details=_details,
+        details=sentence,
         clients=clients,
         link_actors=LINK_ACTORS,
         system_actors=SYSTEM_ACTORS,
@@ -267,14 +182,14 @@ def export() -> Response | tuple[str, int]:
             writer.writerow(
                 [
                     format_datetime(event.at, "dd/MM/yyyy HH:mm:ss"),
-                    _who(event.actor, filters.names),
+                    who(event.actor, filters.names),
                     event.actor,
                     action_label(event.action),
                     event.action,
                     event.target or "",
                     references.get(event.target or "", ""),
                     event.ip or "",
-                    _details(event.data),
+                    sentence(event),
                 ]
             )
         spool.write(writer.take_bytes())

@@ -12,10 +12,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from portal import audit
+from portal import audit, background
+from portal.cases import progress
 from portal.cases.models import Case, CaseStatus
 from portal.cases.operations import missing_required
 from portal.db import db, utcnow
+from portal.documents.operations import NOTIFY_CLIENT_JOB
 from portal.packs.models import Pack, PackStatus
 
 STATUS_LABELS = {
@@ -84,6 +86,8 @@ def share_pack(pack: Pack, actor: str, *, shared: bool) -> None:
         return
     pack.shared_at = utcnow() if shared else None
     pack.shared_by = actor if shared else None
+    if shared:
+        background.enqueue(NOTIFY_CLIENT_JOB, pack.case_id)
     action = "pack.shared" if shared else "pack.unshared"
     audit.record(pack.org_id, actor, action, pack.case.ref, pack=pack.id, version=pack.version)
 
@@ -106,3 +110,20 @@ def pack_state(case: Case, packs: list[Pack]) -> PackState:
     outdated = ready is not None and ready.inputs_digest != inputs_digest(case)
     busy = any(p.in_progress for p in packs)
     return PackState(packs, latest, outdated, busy)
+
+
+def has_current_pack(case: Case) -> bool:
+    """The newest ready pack still matches the case: what makes a case "pack ready"."""
+    from portal.packs.building import inputs_digest  # WeasyPrint is loaded only when needed
+
+    # Columns, not the Pack row: the build finishes with an UPDATE the identity map misses.
+    digest = db.session.scalar(
+        select(Pack.inputs_digest)
+        .where(Pack.org_id == case.org_id, Pack.case_id == case.id, Pack.status == PackStatus.ready)
+        .order_by(Pack.version.desc())
+        .limit(1)
+    )
+    return digest is not None and digest == inputs_digest(case)
+
+
+progress.register("current_pack", has_current_pack)

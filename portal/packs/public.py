@@ -12,7 +12,7 @@ from flask import Response, g
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
-from portal.cases.models import Case
+from portal.cases.models import Case, CaseStatus
 from portal.db import db
 from portal.documents import links
 from portal.documents.models import UploadLink
@@ -34,6 +34,17 @@ def shared_packs(link: UploadLink, cases: list[Case]) -> dict[str, Any]:
 PAGE_EXTRAS.append(shared_packs)
 
 
+def _reaches(link: UploadLink, case: Case) -> bool:
+    """The link's cases, and the client's filed ones: the pack he filed with stays his as long
+    as the case and the link live."""
+    if link.case_id is not None:
+        return case.id == link.case_id
+    return case.client_id == link.client_id and (
+        case.status in (CaseStatus.filed, CaseStatus.closed)
+        or case.id in {c.id for c in links.link_cases(link)}
+    )
+
+
 @bp.get("/depot/pochettes/<int:pack_id>/<any(pdf, zip):what>")
 @page_limit
 def pack_file(pack_id: int, what: str) -> Response:
@@ -46,7 +57,7 @@ def pack_file(pack_id: int, what: str) -> Response:
         pack is None
         or pack.status != PackStatus.ready
         or pack.shared_at is None
-        or pack.case_id not in {c.id for c in links.link_cases(link)}
+        or not _reaches(link, pack.case)
         or db.session.scalar(shared_pack(pack.case_id)) is not pack
     ):
         raise NotFound()

@@ -26,9 +26,8 @@ from sqlalchemy import select, update
 
 from portal import audit
 from portal.background import JOBS, RESEND_AFTER
-from portal.cases.models import CaseStatus
-from portal.cases.operations import change_status
 from portal.cases.periods import french_today
+from portal.cases.progress import settle
 from portal.db import db, utcnow
 from portal.deletions import claim, release, reserve, schedule_deletion
 from portal.packs.building import BuildError, Built, build
@@ -197,8 +196,7 @@ def _finish(pack: Pack, attempt: int, built: Built, keys: Keys) -> PackStatus | 
             retry=True,
         )
     case = pack.case
-    if case.status == CaseStatus.ready:
-        change_status(case, CaseStatus.pack_ready, ACTOR, expected_version=None)
+    settle(case, ACTOR)
     audit.record(
         pack.org_id,
         ACTOR,

@@ -85,7 +85,16 @@ def request_(case_id: int) -> Response:
         return _back(case)
     enqueue("worker.jobs.build_pack", pack.id)
     db.session.commit()
-    flash(_("La pochette v%(version)d est en préparation.", version=pack.version), "success")
+    # Without a worker the build ran inline during the commit: say what is true now.
+    db.session.refresh(pack)
+    if pack.status == PackStatus.ready:
+        flash(_("La pochette v%(version)d est prête.", version=pack.version), "success")
+    elif pack.status == PackStatus.failed:
+        flash(
+            _("La pochette v%(version)d n'a pas pu être préparée.", version=pack.version), "error"
+        )
+    else:
+        flash(_("La pochette v%(version)d est en préparation.", version=pack.version), "success")
     return _back(case)
 
 

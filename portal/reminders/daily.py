@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from portal import audit
 from portal.cases.recurrence import create_coming_cases, refresh_unknown_due_dates
 from portal.db import db, utcnow
+from portal.documents import links
 from portal.documents.models import UploadLink
 from portal.reminders.models import Reminder
 from portal.reminders.planning import plan
@@ -122,6 +123,16 @@ def expired_links(today: date, dry_run: bool) -> list[str]:
             )
             if not done and not dry_run:
                 audit.record(org_id, ACTOR, "links.expired", target, count=count)
+                # Their cases no longer wait for the client: they move back to staff.
+                for link in db.session.scalars(
+                    select(UploadLink).where(
+                        UploadLink.org_id == org_id,
+                        UploadLink.revoked_at.is_(None),
+                        UploadLink.expires_at >= start,
+                        UploadLink.expires_at < end,
+                    )
+                ):
+                    links.settle_cases(link, ACTOR)
         lines.append(f"org:{org_id} {count} link(s) expired on {yesterday.isoformat()}")
     _finish(dry_run)
     return lines

@@ -19,6 +19,8 @@ class ReminderKind(enum.StrEnum):
     filed_notice = "filed_notice"  # to staff: the client says he filed
     # To admins: archived clients that retention erases in 30 days (portal.privacy.retention).
     retention_notice = "retention_notice"
+    # To the client: files refused, pack ready for him (portal.reminders.notices), grouped.
+    client_news = "client_news"
 
 
 # The kinds a client may refuse one by one (Client.reminders_off holds their values).
@@ -26,6 +28,8 @@ CLIENT_KINDS = (ReminderKind.client_before, ReminderKind.client_overdue)
 
 
 class ReminderStatus(enum.StrEnum):
+    # Planned for next_attempt_at: a notice that groups what happens in a few minutes.
+    scheduled = "scheduled"
     claimed = "claimed"  # the row is taken; the e-mail is being sent
     sent = "sent"
     failed = "failed"  # retried at next_attempt_at; given up when that is null

@@ -92,8 +92,17 @@ class Outcome:
 # --- claiming and sending ---------------------------------------------------------------------
 
 
-def claim(planned: Planned, now: datetime) -> Reminder | None:
-    """Insert and commit the reminder's row; None when another run has it already."""
+def claim(
+    planned: Planned,
+    now: datetime,
+    *,
+    status: ReminderStatus = ReminderStatus.claimed,
+    next_attempt_at: datetime | None = None,
+) -> Reminder | None:
+    """Insert and commit the reminder's row; None when another run has it already.
+
+    A row is claimed to be sent now, or `scheduled` for `next_attempt_at` (a grouped notice).
+    """
     row = Reminder(
         org_id=planned.org_id,
         case_id=planned.case_id,
@@ -102,9 +111,9 @@ def claim(planned: Planned, now: datetime) -> Reminder | None:
         subject=planned.subject,
         day=planned.day,
         recipient=planned.recipient.lower(),
-        status=ReminderStatus.claimed,
+        status=status,
         attempts=0,
-        next_attempt_at=now + CLAIM_TIMEOUT,
+        next_attempt_at=next_attempt_at or now + CLAIM_TIMEOUT,
         created_at=now,
     )
     db.session.add(row)
@@ -171,11 +180,14 @@ def _failed(row: Reminder, now: datetime, error: str) -> None:
 
 
 def due_for_retry(now: datetime) -> list[int]:
-    """Failed rows whose back-off has passed, and claims left behind by a dead sender."""
+    """Failed rows whose back-off has passed, claims left behind by a dead sender, and the
+    scheduled notices whose time has come."""
     stmt = (
         select(Reminder.id)
         .where(
-            Reminder.status.in_((ReminderStatus.failed, ReminderStatus.claimed)),
+            Reminder.status.in_(
+                (ReminderStatus.failed, ReminderStatus.claimed, ReminderStatus.scheduled)
+            ),
             Reminder.next_attempt_at <= now,
         )
         .order_by(Reminder.next_attempt_at, Reminder.id)

@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from portal.accounts.models import Role
 from portal.accounts.views import require
 from portal.db import db
+from portal.reminders import notices  # noqa: F401  (registers the client notice composer)
 from portal.reminders.forms import RulesForm
 from portal.reminders.models import ReminderKind, ReminderStatus
 from portal.reminders.queries import recent_failures
@@ -23,8 +24,10 @@ KIND_LABELS = {
     ReminderKind.agent_digest: _l("Résumé du jour"),
     ReminderKind.filed_notice: _l("Avis de dépôt à l’équipe"),
     ReminderKind.retention_notice: _l("Avis d’effacement des usagers archivés"),
+    ReminderKind.client_news: _l("Avis à l’usager (document refusé, pochette prête)"),
 }
 STATUS_LABELS = {
+    ReminderStatus.scheduled: _l("Prévu"),
     ReminderStatus.claimed: _l("En cours d’envoi"),
     ReminderStatus.sent: _l("Envoyé"),
     ReminderStatus.failed: _l("Échec"),

@@ -24,3 +24,12 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// A choice that changes the rest of the page (the procedure of a new case) reloads it at once.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const select of document.querySelectorAll("select[data-submit-on-change]")) {
+    select.addEventListener("change", () => {
+      if (select.value) select.form.requestSubmit();
+    });
+  }
+});
