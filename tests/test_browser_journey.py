@@ -25,7 +25,7 @@ from portal.documents.models import Document, Normalisation
 from portal.reminders.models import Reminder, ReminderStatus
 from portal.reminders.sending import retry
 from tests import factories
-from tests.browser import live_server
+from tests.browser import assert_accessible, live_server
 from tests.corpus import path
 from tests.test_reminders import Inbox, _free_port
 from worker.jobs import normalise_document
@@ -96,16 +96,18 @@ def test_the_whole_journey(browser, journey, app, tmp_path):
     desk.get_by_label("Mot de passe").fill(factories.PASSWORD)
     desk.keyboard.press("Enter")
     expect(desk.get_by_role("heading", name="Tableau de bord")).to_be_visible()
+    assert_accessible(desk, "dashboard")
 
     # The agent creates a client: his cases open at once, the late ones said so.
     desk.goto(f"{url}/usagers/nouveau")
+    assert_accessible(desk, "new client form")
     desk.get_by_label("Référence du dossier").fill("PARC-1")
     desk.get_by_label("Nom", exact=True).fill("Parcours")
     desk.get_by_label("Prénom").fill("Ali")
     desk.get_by_label("Adresse e-mail").fill(CLIENT_EMAIL)
     desk.get_by_label("Code postal").fill("67000")
     desk.get_by_label("Type d’usager").select_option("micro_entrepreneur")
-    desk.get_by_label("Activité", exact=True).select_option("bnc")
+    desk.get_by_label("Profession libérale (BNC, Sécurité sociale des indépendants)").check()
     desk.get_by_label("Périodicité des déclarations URSSAF").select_option("monthly")
     desk.get_by_role("button", name="Enregistrer").click()
     expect(desk.locator(".flashes")).to_contain_text("ouverts d'après sa situation")
@@ -117,6 +119,7 @@ def test_the_whole_journey(browser, journey, app, tmp_path):
     desk.get_by_label("Période").fill("2026-07")
     desk.get_by_role("button", name="Ouvrir le dossier").click()
     expect(desk.get_by_role("heading", level=1)).to_contain_text("juillet 2026")
+    assert_accessible(desk, "case page")
     case_url = desk.url
     desk.get_by_role("button", name="Créer un lien de dépôt pour ce dossier").click()
     link = desk.locator("#adresse-lien").input_value()
@@ -136,6 +139,7 @@ def test_the_whole_journey(browser, journey, app, tmp_path):
     )
     expect(statements.locator(".progress-list .outcome.ok")).to_have_count(2, timeout=20_000)
     expect(statements.locator(".item-state")).to_contain_text("Reçu, en cours de vérification")
+    assert_accessible(phone, "link page after uploads (360 px)")
     revenue = phone.locator("article", has=phone.locator("input[name=valeur]")).first
     revenue.get_by_label("Votre réponse").fill("2 350,50")
     revenue.get_by_role("button", name="Enregistrer").click()
@@ -163,6 +167,7 @@ def test_the_whole_journey(browser, journey, app, tmp_path):
     statements = phone.locator("article", has_text="Relevés bancaires").first
     expect(statements).to_contain_text("Accepté")
     expect(statements.locator(".refusal")).to_contain_text("Pourquoi :")
+    assert_accessible(phone, "link page with a refusal (360 px)")
 
     # Pack built (inline) and shared; the client is told.
     desk.goto(case_url)
@@ -170,6 +175,7 @@ def test_the_whole_journey(browser, journey, app, tmp_path):
     expect(desk.locator(".flashes")).to_contain_text("est prête")
     desk.get_by_role("button", name="Proposer au client sur son lien").click()
     expect(desk.locator(".status-pack_ready")).to_have_text("Dossier PDF prêt")
+    assert_accessible(desk, "case page with the pack")
     _send_notices(app)
     pack_mail = inbox.to(CLIENT_EMAIL)[-1]
     assert "votre pochette est prête" in str(pack_mail["Subject"])
@@ -190,8 +196,10 @@ def test_the_whole_journey(browser, journey, app, tmp_path):
     phone.get_by_label("Le numéro donné par le site").fill("URS-2026-0042")
     phone.get_by_role("button", name="C’est fait : j’ai déposé").click()
     expect(phone.locator("main")).to_contain_text("Vous avez déposé")
+    assert_accessible(phone, "link page after filing (360 px)")
     expect(phone.get_by_role("link", name=re.compile("Télécharger la pochette"))).to_be_visible()
     desk.goto(case_url)
     expect(desk.locator(".status-filed")).to_have_text("Déposé")
+    assert_accessible(desk, "case page filed")
     desk.close()
     phone.close()

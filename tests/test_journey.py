@@ -125,7 +125,7 @@ def test_creating_a_client_opens_his_cases_and_says_which_are_late(login, agent)
             "last_name": "Dupont",
             "first_name": "Ali",
             "kind": "micro_entrepreneur",
-            "activity": "bnc",
+            "activities": "bnc",
             "periodicity": "monthly",
             "household_size": "1",
             "caf_dtr_cycle": "",
