@@ -153,6 +153,10 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": https,
+        # Webhook URLs on loopback or private networks: refused in production (portal.api).
+        "WEBHOOK_ALLOW_PRIVATE": _bool(
+            get("POCHETTE_WEBHOOK_ALLOW_PRIVATE"), default=not production
+        ),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": https,
         "PERMANENT_SESSION_LIFETIME": _int(env, "POCHETTE_SESSION_HOURS", 10) * 3600,

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import audit, background
+from portal.api import events
 from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
 from portal.clients.operations import ClientError, ensure_consent
 from portal.db import db, utcnow
@@ -259,6 +260,13 @@ def add_document(
         case.org_id, actor, "document.added", case.ref, document=document.id, item=item.code
     )
     background.enqueue(NORMALISE_JOB, document.id)
+    events.emit(
+        case.org_id,
+        events.DOCUMENT_RECEIVED,
+        client_id=case.client_id,
+        case_id=case.id,
+        document_id=document.id,
+    )
     return document
 
 
