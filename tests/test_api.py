@@ -108,7 +108,7 @@ def test_a_cookie_session_does_not_open_the_api_nor_skip_csrf(http, org, admin):
 
 def test_token_is_random_shown_once_and_stored_hashed(org):
     row, token = _token(org)
-    other, token2 = _token(org)
+    _other, token2 = _token(org)
     assert token.startswith("pch_") and len(token) >= 4 + 32  # 192 random bits, base64
     assert token != token2
     assert row.token_hash == token_digest(token) and token not in row.token_hash
