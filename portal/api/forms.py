@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectField, SelectMultipleField, StringField, SubmitField
+from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -21,12 +22,19 @@ class TokenForm(FlaskForm):
     name = StringField(_l("Nom du jeton"), validators=[DataRequired(), Length(max=80)])
     scope = RadioField(
         _l("Portée"),
-        choices=[("read", _l("Lecture seule")), ("write", _l("Lecture et écriture"))],
+        choices=[
+            SelectChoice("read", _l("Lecture seule")),
+            SelectChoice("write", _l("Lecture et écriture")),
+        ],
         default="read",
     )
     days = SelectField(
         _l("Durée de validité"),
-        choices=[("30", _l("30 jours")), ("90", _l("90 jours")), ("365", _l("1 an"))],
+        choices=[
+            SelectChoice("30", _l("30 jours")),
+            SelectChoice("90", _l("90 jours")),
+            SelectChoice("365", _l("1 an")),
+        ],
         default="90",
     )
     submit = SubmitField(_l("Créer le jeton"))
@@ -36,7 +44,7 @@ class WebhookForm(FlaskForm):
     url = StringField(_l("Adresse (URL)"), validators=[DataRequired(), Length(max=500)])
     events = SelectMultipleField(
         _l("Événements"),
-        choices=[(e, EVENT_LABELS[e]) for e in EVENTS],
+        choices=[SelectChoice(e, EVENT_LABELS[e]) for e in EVENTS],
         option_widget=CheckboxInput(),
         widget=ListWidget(prefix_label=False),
     )
