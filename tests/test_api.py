@@ -33,7 +33,8 @@ def _token(org: Any, scope: str = "read", days: int = 30) -> tuple[ApiToken, str
     return row, token
 
 
-def _case(org: Any) -> Any:
+def micro_case(org: Any) -> Any:
+    """A micro-entrepreneur's open URSSAF case (committed)."""
     client = factories.ClientFactory(
         org=org,
         kind=ClientKind.micro_entrepreneur,
@@ -96,7 +97,7 @@ def test_errors_speak_english_when_asked(http, org):
 
 def test_a_cookie_session_does_not_open_the_api_nor_skip_csrf(http, org, admin):
     http.login(admin)
-    case = _case(org)
+    case = micro_case(org)
     assert http.get("/api/v1/clients").status_code == 401
     # A state change with the session cookie alone is refused: no token, no write.
     response = http.post(f"/api/v1/clients/{case.client_id}/links", json={})
@@ -116,7 +117,7 @@ def test_token_is_random_shown_once_and_stored_hashed(org):
 
 
 def test_read_scope_reads_and_write_scope_writes(http, org):
-    case = _case(org)
+    case = micro_case(org)
     _row, read = _token(org, "read")
     _row, write = _token(org, "write")
     url = f"/api/v1/clients/{case.client_id}/links"
@@ -160,7 +161,7 @@ def test_cursor_pagination_walks_every_row_once(http, org, other_org):
 
 
 def test_case_with_checklist_values_and_document_download(http, org):
-    case = _case(org)
+    case = micro_case(org)
     record_consent(case.client, "user:0", "2026-11")
     document_item = next(i for i in case.items if i.kind == ItemKind.document)
     value_item = next(i for i in case.items if i.kind == ItemKind.value)
@@ -224,7 +225,7 @@ def test_case_with_checklist_values_and_document_download(http, org):
 
 
 def test_packs_through_the_api(http, org):
-    case = _case(org)
+    case = micro_case(org)
     _row, write = _token(org, "write")
     refused = http.post(f"/api/v1/cases/{case.id}/packs", headers=_bearer(write), json={})
     assert refused.status_code == 409 and refused.json["error"]["code"] == "pack_refused"

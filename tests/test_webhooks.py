@@ -30,8 +30,7 @@ from portal.api.webhooks import (
 )
 from portal.background import queue
 from portal.cases.models import CaseStatus
-from portal.cases.operations import change_status, open_case
-from portal.clients.models import Activity, ClientKind, Periodicity
+from portal.cases.operations import change_status
 from portal.db import db, utcnow
 from portal.privacy.erasure import erase_client
 from portal.privacy.exports import export_data, load_record
@@ -39,7 +38,7 @@ from portal.tenancy import bind_org
 from tests import factories
 from tests.conftest import run_worker, worker_env
 from tests.services import REPO
-from tests.test_tenancy import TODAY
+from tests.test_api import micro_case as _case
 
 
 class Receiver:
@@ -105,16 +104,6 @@ def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     return (
         hmac.compare_digest(expected.hexdigest(), given) and abs(time.time() - int(timestamp)) < 300
     )
-
-
-def _case(org: Any) -> Any:
-    client = factories.ClientFactory(
-        org=org,
-        kind=ClientKind.micro_entrepreneur,
-        activity=Activity.bnc,
-        periodicity=Periodicity.monthly,
-    )
-    return open_case(client, "urssaf-ca", "test", today=TODAY)
 
 
 def _rows(settings: dict[str, Any], org_id: int) -> list[Any]:

@@ -18,6 +18,8 @@ DAYS = (30, 90, 365)  # the lifetimes an admin may choose
 
 
 class TokenError(ValueError):
+    """A value an admin must fix on the API page; the message is French (gettext)."""
+
     def __init__(self, message: object) -> None:
         super().__init__(str(message))
         self.message = message

@@ -39,6 +39,7 @@ from sqlalchemy import delete, or_, select, update
 from portal import audit, background
 from portal.api.events import DELIVER_JOB, EVENTS
 from portal.api.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from portal.api.tokens import TokenError
 from portal.db import db, utcnow
 
 TIMEOUT = 10  # seconds for connect and for each read
@@ -57,12 +58,8 @@ MAX_BODY = 2000
 USER_AGENT = "Pochette-Webhooks/1"
 
 
-class WebhookError(ValueError):
-    """A URL or a form value an admin must fix; the message is French (gettext)."""
-
-    def __init__(self, message: object) -> None:
-        super().__init__(str(message))
-        self.message = message
+class WebhookError(TokenError):
+    """A URL or a list of events an admin must fix; the message is French (gettext)."""
 
 
 def allow_private() -> bool:
