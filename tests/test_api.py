@@ -224,6 +224,17 @@ def test_case_with_checklist_values_and_document_download(http, org):
     assert sum(1 for a in actions if a[0] == "api.call") == 6
 
 
+def test_cases_filtered_by_status(http, org):
+    case = micro_case(org)
+    _row, token = _token(org)
+    listed = http.get("/api/v1/cases", headers=_bearer(token), query_string={"status": "open"})
+    assert [c["id"] for c in listed.json["data"]] == [case.id]
+    none = http.get("/api/v1/cases", headers=_bearer(token), query_string={"status": "filed"})
+    assert none.json == {"data": [], "next_cursor": None}
+    bad = http.get("/api/v1/cases", headers=_bearer(token), query_string={"status": "nope"})
+    assert bad.status_code == 400 and bad.json["error"]["code"] == "invalid_status"
+
+
 def test_packs_through_the_api(http, org):
     case = micro_case(org)
     _row, write = _token(org, "write")

@@ -22,8 +22,8 @@ from portal import audit, tenancy
 from portal.api import schemas
 from portal.api.models import ApiToken, Scope
 from portal.api.tokens import authenticate
-from portal.cases.models import Case, ChecklistItem
-from portal.cases.operations import CaseError, set_value
+from portal.cases.models import Case, CaseStatus, ChecklistItem
+from portal.cases.operations import CaseError, StaleCase, set_value
 from portal.clients.models import Client
 from portal.db import db, utcnow
 from portal.documents.links import LinkError, create_link, link_url, revoke_link
@@ -236,7 +236,11 @@ def cases() -> Response:
     get:
       summary: List cases (cursor pagination)
       parameters:
-        - {in: query, name: status, schema: {type: string}}
+        - in: query
+          name: status
+          schema:
+            type: string
+            enum: [open, waiting_client, ready, pack_ready, filed, closed, cancelled]
         - cursor
         - limit
       responses:
@@ -245,7 +249,13 @@ def cases() -> Response:
     """
     stmt = select(Case)
     if status := request.args.get("status"):
-        stmt = stmt.where(Case.status == status)
+        if status not in CaseStatus.__members__:
+            raise ApiError(
+                400,
+                "invalid_status",
+                _("« status » vaut l’un de : %(values)s.", values=", ".join(CaseStatus)),
+            )
+        stmt = stmt.where(Case.status == CaseStatus(status))
     return _page(stmt, Case, schemas.CaseOut)
 
 
@@ -291,7 +301,7 @@ def item_value(case_id: int, item_id: int) -> Response | tuple[Response, int]:
         set_value(row, item, body["value"], _token().ref, expected_version=body.get("version"))
     except CaseError as exc:
         db.session.rollback()
-        stale = exc.__class__.__name__ == "StaleCase"
+        stale = isinstance(exc, StaleCase)
         raise ApiError(
             409 if stale else 422, "conflict" if stale else "invalid", exc.message
         ) from None
