@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, select, text, update
 from portal.api import events
 from portal.api.models import DeliveryStatus, WebhookDelivery
 from portal.api.webhooks import (
+    MAX_ATTEMPTS,
     WebhookError,
     deliver,
     purge_old_deliveries,
@@ -286,6 +287,26 @@ def test_the_address_is_checked_again_at_send_time(ctx, org, app, receiver):
             app.config["WEBHOOK_ALLOW_PRIVATE"] = True
         db.session.refresh(delivery)
         assert delivery.error.startswith("refused:") and delivery.response_status is None
+    assert hook.seen == []
+
+
+def test_a_delivery_whose_sender_always_dies_is_given_up(ctx, org, receiver):
+    hook = receiver(200)
+    with bind_org(org.id):
+        register_endpoint(org.id, "user:0", hook.url, [events.CASE_FILED])
+        change_status(_case(org), CaseStatus.filed, "user:0", expected_version=None)
+        db.session.commit()
+        _due_now(
+            org.id,
+            status=DeliveryStatus.sending,
+            attempts=MAX_ATTEMPTS,
+            leased_until=utcnow() - timedelta(seconds=1),
+        )
+        delivery = db.session.scalars(select(WebhookDelivery)).one()
+        assert deliver(delivery.id) == "failed"
+        db.session.refresh(delivery)
+        assert delivery.error.startswith("refused: the sender died")
+        assert deliver(delivery.id) is None  # failed for good: nothing more is sent
     assert hook.seen == []
 
 

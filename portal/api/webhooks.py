@@ -272,6 +272,10 @@ def deliver(delivery_id: int) -> str | None:
     attempt = _take(delivery_id, utcnow())
     if attempt is None:
         return None
+    if attempt > MAX_ATTEMPTS:
+        # Its last sends died with their worker (killed, or RQ's timeout on a receiver that
+        # drips its answer): give up rather than let the tick send it forever.
+        return _record(delivery_id, attempt, None, "refused: the sender died on every attempt")
     delivery = db.session.get(WebhookDelivery, delivery_id)
     if delivery is None:  # erased meanwhile
         return None
