@@ -107,6 +107,17 @@ def test_a_cookie_session_does_not_open_the_api_nor_skip_csrf(http, org, admin):
     assert http.post("/organisation/api/jetons", data={"name": "x"}).status_code == 400
 
 
+def test_each_token_has_its_own_rate_limit(http, app, org, monkeypatch):
+    monkeypatch.setitem(app.config, "API_LIMIT_PER_TOKEN", "3 per minute")
+    _row, busy = _token(org)
+    _row, calm = _token(org)
+    answers = [http.get("/api/v1/clients", headers=_bearer(busy)).status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]
+    limited = http.get("/api/v1/clients", headers=_bearer(busy))
+    assert limited.json["error"]["code"] == "rate_limited"
+    assert http.get("/api/v1/clients", headers=_bearer(calm)).status_code == 200
+
+
 def test_token_is_random_shown_once_and_stored_hashed(org):
     row, token = _token(org)
     _other, token2 = _token(org)

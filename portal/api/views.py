@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask_babel import gettext as _
+from flask_limiter.util import get_remote_address
 from marshmallow import Schema, ValidationError
 from sqlalchemy import Select, select
 
@@ -30,13 +31,24 @@ from portal.documents.links import LinkError, create_link, link_url, revoke_link
 from portal.documents.models import Document, UploadLink
 from portal.documents.serving import serve
 from portal.errors import ApiError
-from portal.extensions import csrf
+from portal.extensions import csrf, limiter
 from portal.packs.models import Pack
 from portal.packs.operations import PackError, request_pack
 from portal.packs.serving import serve_pack
+from portal.security import token_digest
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
+
+
+def _limit_key() -> str:
+    """One budget per token (by its digest), so an office's shared address shares nothing;
+    calls without a token count per address."""
+    _scheme, _sep, raw = request.headers.get("Authorization", "").partition(" ")
+    return "api:" + (token_digest(raw.strip())[:24] if raw.strip() else get_remote_address())
+
+
+limiter.limit(lambda: current_app.config["API_LIMIT_PER_TOKEN"], key_func=_limit_key)(bp)
 
 PER_PAGE = 50
 MAX_PER_PAGE = 200
