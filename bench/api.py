@@ -18,7 +18,7 @@ then prints, for that organisation:
 from __future__ import annotations
 
 import argparse
-import os
+import random
 import statistics
 import sys
 import threading
@@ -29,13 +29,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import random
-
 import flask_migrate
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from bench import dashboard
+from bench.daily import database
 from portal import create_app
 from portal.api import events
 from portal.api.models import WebhookDelivery
@@ -67,18 +65,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--deliveries", type=int, default=200)
     args = parser.parse_args()
-    server = os.environ.get("POCHETTE_DATABASE_URL", "")
-    if not server.startswith("postgresql"):
-        sys.exit("Set POCHETTE_DATABASE_URL to a PostgreSQL server (scripts/services.sh env).")
-    url = make_url(server).set(database=DB_NAME)
-    admin = create_engine(make_url(server).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    admin.dispose()
+    url, _fresh = database(reuse=False, name=DB_NAME)
     app = create_app(
         {
-            "DATABASE_URL": url.render_as_string(hide_password=False),
+            "DATABASE_URL": url,
             "REDIS_URL": None,
             "RATELIMIT_STORAGE_URI": "memory://",
             "SECRET_KEY": "bench-" + "x" * 40,
