@@ -40,6 +40,7 @@ from tests import factories
 from tests.conftest import run_worker, worker_env
 from tests.services import REPO
 from tests.test_api import micro_case as _case
+from tests.test_tenancy import TODAY
 
 
 class Receiver:
@@ -308,6 +309,34 @@ def test_a_delivery_whose_sender_always_dies_is_given_up(ctx, org, receiver):
         assert delivery.error.startswith("refused: the sender died")
         assert deliver(delivery.id) is None  # failed for good: nothing more is sent
     assert hook.seen == []
+
+
+def test_document_and_pack_events_are_written_where_they_happen(ctx, org, agent):
+    from portal.packs.operations import request_pack
+    from portal.packs.runs import run_build
+    from tests.test_packs import _ready_case
+
+    register_endpoint(org.id, "user:0", "http://127.0.0.1:9/x", list(events.EVENTS))
+    with bind_org(org.id):
+        case = _ready_case(org, agent)
+        case.status = CaseStatus.ready
+        pack = request_pack(case, agent.ref)
+        db.session.commit()
+        run_build(pack.id, today=TODAY)
+        rows = db.session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
+    document_id = rows[0].payload["data"]["document_id"]
+    assert [(r.event, r.client_id, r.payload["data"]) for r in rows] == [
+        (
+            "document.received",
+            case.client_id,
+            {"case_id": case.id, "document_id": document_id, "client_id": case.client_id},
+        ),
+        (
+            "pack.ready",
+            case.client_id,
+            {"case_id": case.id, "pack_id": pack.id, "client_id": case.client_id},
+        ),
+    ]
 
 
 def test_deliveries_are_rows_of_the_event_s_transaction(ctx, org):
