@@ -219,20 +219,20 @@ HEADER = f"{'':<36}{'wall s':>8}{'SQL s':>8}{'stmts':>8}{'calls':>7}  {'items':<
 # --- the database --------------------------------------------------------------------------------
 
 
-def database(reuse: bool) -> tuple[str, bool]:
+def database(reuse: bool, name: str = DB_NAME) -> tuple[str, bool]:
     """The bench database's URL, and whether it must be seeded (dashboard.py's rule)."""
     server = os.environ.get("POCHETTE_DATABASE_URL", "")
     if not server.startswith("postgresql"):
         sys.exit("Set POCHETTE_DATABASE_URL to a PostgreSQL server (scripts/services.sh env).")
-    url = make_url(server).set(database=DB_NAME)
+    url = make_url(server).set(database=name)
     admin = create_engine(make_url(server).set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": DB_NAME})
+        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
         if exists and not reuse:
-            conn.execute(text(f'DROP DATABASE "{DB_NAME}" WITH (FORCE)'))
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
             exists = False
         if not exists:
-            conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return url.render_as_string(hide_password=False), not exists
 

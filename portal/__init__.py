@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, g, has_request_context, request
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -17,6 +17,9 @@ from portal.uploads import UploadRequest
 
 
 def _locale() -> str:
+    if has_request_context() and request.path.startswith("/api/"):
+        # API clients say their language; no cookie session is read there.
+        return request.accept_languages.best_match(["fr", "en"]) or "fr"
     if current_user and current_user.is_authenticated:
         return current_user.locale
     return "fr"
@@ -75,6 +78,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     forms.init_app(app)  # so does a form map that no longer matches its official PDF
 
     from portal.accounts.views import bp as accounts_bp
+    from portal.api.admin_views import bp as api_admin_bp
+    from portal.api.views import bp as api_bp
     from portal.cases.views import bp as cases_bp
     from portal.clients.views import bp as clients_bp
     from portal.documents.link_views import bp as links_bp
@@ -100,6 +105,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(privacy_bp)
     app.register_blueprint(retention_bp)
     app.register_blueprint(journal_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(api_admin_bp)
 
     from portal import cli
 

@@ -66,6 +66,9 @@ JOBS: dict[str, JobSpec] = {
     "worker.jobs.build_export": JobSpec(
         timeout=1800, retries=2, retry_intervals=(60, 300), unique=True
     ),
+    # One attempt at one webhook delivery (portal.api.webhooks): back-off and leases are the
+    # row's, and the tick sends again what is due or died mid-send.
+    "worker.jobs.deliver_webhook": JobSpec(timeout=30, retries=0, unique=True),
     # Objects whose rows are gone (erasure, expiry); failures stay pending for the cron's retry.
     "worker.jobs.purge_objects": JobSpec(timeout=600, retries=0),
     # Enqueued by the worker's cron loop (worker/cron.py), not by the portal; they take a date.

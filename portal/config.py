@@ -149,6 +149,7 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "UPLOAD_LINK_DAYS": _int(env, "POCHETTE_UPLOAD_LINK_DAYS", 30),
         # How long a client may delete his own upload, while staff have not reviewed it.
         "UPLOAD_UNDO_MINUTES": 30,
+        "API_LIMIT_PER_TOKEN": get("POCHETTE_API_LIMIT_PER_TOKEN") or "600 per minute",
         "LINK_LIMIT_PER_IP": get("POCHETTE_LINK_LIMIT_PER_IP") or "60 per minute",
         "LINK_UPLOAD_LIMIT_PER_IP": get("POCHETTE_LINK_UPLOAD_LIMIT_PER_IP") or "30 per minute",
         "LINK_VERIFY_TRIES": 5,
@@ -160,6 +161,10 @@ def load(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": https,
+        # Webhook URLs on loopback or private networks: refused in production (portal.api).
+        "WEBHOOK_ALLOW_PRIVATE": _bool(
+            get("POCHETTE_WEBHOOK_ALLOW_PRIVATE"), default=not production
+        ),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": https,
         "PERMANENT_SESSION_LIFETIME": _int(env, "POCHETTE_SESSION_HOURS", 10) * 3600,

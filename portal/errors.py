@@ -31,6 +31,10 @@ MESSAGES = {
         _l("Erreur du serveur"),
         _l("Une erreur inattendue s’est produite. L’équipe technique est prévenue."),
     ),
+    401: (
+        _l("Authentification requise"),
+        _l("Un jeton d’API valable est nécessaire (en-tête Authorization: Bearer)."),
+    ),
     503: (
         _l("Service momentanément indisponible"),
         _l(
@@ -39,6 +43,33 @@ MESSAGES = {
         ),
     ),
 }
+
+
+# Stable error codes of the JSON API: clients switch on these, never on the message.
+JSON_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    413: "too_large",
+    422: "invalid",
+    429: "rate_limited",
+    500: "server_error",
+    503: "unavailable",
+}
+
+
+class ApiError(HTTPException):
+    """An API error with its own stable code and message (French or English by the request)."""
+
+    def __init__(self, status: int, code: str, message: object) -> None:
+        super().__init__(str(message))
+        self.code = status
+        self.api_code = code
+        self.message = message
 
 
 def wants_json() -> bool:
@@ -54,13 +85,24 @@ def accepts_json() -> bool:
 def render_error(code: int) -> tuple[str | dict[str, object], int]:
     title, message = MESSAGES.get(code, MESSAGES[500])
     if wants_json():
-        return {"error": {"code": code, "title": str(title), "message": str(message)}}, code
+        return json_error(code, JSON_CODES.get(code, "error"), message, title)
     return render_template("errors/error.html", code=code, title=title, message=message), code
+
+
+def json_error(
+    status: int, code: str, message: object, title: object | None = None
+) -> tuple[dict[str, object], int]:
+    body: dict[str, object] = {"code": code, "status": status, "message": str(message)}
+    if title is not None:
+        body["title"] = str(title)
+    return {"error": body}, status
 
 
 def _http_error(exc: HTTPException) -> tuple[str | dict[str, object], int] | HTTPException:
     if exc.code is None or exc.code < 400:
         return exc
+    if isinstance(exc, ApiError):
+        return json_error(exc.code, exc.api_code, exc.message)
     return render_error(exc.code)
 
 

@@ -1,6 +1,7 @@
 """Every model, imported once so that `Base.metadata` is complete (Alembic, tests)."""
 
 from portal.accounts.models import Organisation, User, UserToken
+from portal.api.models import ApiToken, WebhookDelivery, WebhookEndpoint
 from portal.audit import AuditEvent
 from portal.cases.models import CalendarFeed, Case, ChecklistItem
 from portal.clients.models import Client
@@ -12,6 +13,7 @@ from portal.privacy.models import Erasure, Export, PendingDeletion
 from portal.reminders.models import Reminder
 
 __all__ = [
+    "ApiToken",
     "AuditEvent",
     "Base",
     "CalendarFeed",
@@ -29,4 +31,6 @@ __all__ = [
     "UploadLink",
     "User",
     "UserToken",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -165,9 +165,9 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-def run_worker(settings: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    """A real `python -m worker --burst` process on the test database, Redis and bucket."""
-    env = {
+def worker_env(settings: dict[str, Any]) -> dict[str, str]:
+    """The environment of a real worker process on the test database, Redis and bucket."""
+    return {
         **os.environ,
         "POCHETTE_DATABASE_URL": settings["DATABASE_URL"],
         "POCHETTE_REDIS_URL": settings["REDIS_URL"],
@@ -178,10 +178,14 @@ def run_worker(settings: dict[str, Any]) -> subprocess.CompletedProcess[str]:
         "AWS_SECRET_ACCESS_KEY": settings["S3_SECRET_ACCESS_KEY"],
         "PYTHONPATH": str(REPO),
     }
+
+
+def run_worker(settings: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """A real `python -m worker --burst` process on the test database, Redis and bucket."""
     return subprocess.run(
         [sys.executable, "-m", "worker", "--burst"],
         cwd=REPO,
-        env=env,
+        env=worker_env(settings),
         capture_output=True,
         text=True,
         timeout=120,

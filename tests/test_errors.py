@@ -23,7 +23,8 @@ def test_404_is_a_french_page(http):
 def test_api_errors_are_json(http):
     response = http.get("/api/nulle-part")
     assert response.status_code == 404
-    assert response.json["error"]["code"] == 404
+    assert response.json["error"]["code"] == "not_found"
+    assert response.json["error"]["status"] == 404
     assert response.json["error"]["title"] == "Page introuvable"
 
 

@@ -142,6 +142,7 @@ def test_erasure_leaves_no_row_and_no_object(login, org, admin, agent):
         "links": 1,
         "reminders": 1,
         "exports": 1,
+        "webhook_deliveries": 0,
         "files": 9,
     }
     revoked = db.session.scalars(

@@ -16,6 +16,11 @@ from werkzeug.routing import Rule
 
 from portal import create_app
 from portal.accounts.models import Organisation, User
+from portal.api import events
+from portal.api.events import EVENTS
+from portal.api.models import WebhookDelivery
+from portal.api.tokens import create_token
+from portal.api.webhooks import register_endpoint
 from portal.cases import feeds
 from portal.cases.operations import open_case
 from portal.clients.models import Activity, ClientKind, Periodicity
@@ -124,6 +129,25 @@ def _feed(org: Organisation, made: dict[str, Any]) -> Any:
     return feeds.create_feed(org.id, user.id, "test")[0]
 
 
+def _webhook(org: Organisation, made: dict[str, Any]) -> Any:
+    if "webhook" not in made:
+        made["webhook"] = register_endpoint(
+            org.id, "user:0", "http://127.0.0.1:9/hook", list(EVENTS)
+        )[0]
+    return made["webhook"]
+
+
+def _delivery(org: Organisation, made: dict[str, Any]) -> Any:
+    """A delivery naming the URL's client (its job is never sent: the test rolls back)."""
+    _webhook(org, made)
+    events.emit(org.id, events.DOCUMENT_RECEIVED, client_id=_client(org, made).id, case_id=1)
+    return db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.org_id == org.id)).one()
+
+
+def api_token(org: Organisation, scope: str = "write") -> str:
+    return create_token(org.id, "user:0", "tenancy", scope, 30)[1]
+
+
 # URL argument -> how to make a row of `org` and return the id the URL takes. Makers share
 # `made`, so an item belongs to the case of the same URL.
 ID_MAKERS: dict[str, Callable[[Organisation, dict[str, Any]], Any]] = {
@@ -138,6 +162,9 @@ ID_MAKERS: dict[str, Callable[[Organisation, dict[str, Any]], Any]] = {
     "link_id": lambda org, made: _link(org, made).id,
     "export_id": lambda org, made: _export(org, made).id,
     "pack_id": lambda org, made: _pack(org, made).id,
+    "token_id": lambda org, made: create_token(org.id, "user:0", SECRET_NAME, "read", 30)[0].id,
+    "webhook_id": lambda org, made: _webhook(org, made).id,
+    "delivery_id": lambda org, made: _delivery(org, made).id,
 }
 # Arguments that are not row ids: routes reached by secret token, tested in their own modules,
 # and fixed path words (which view of a document).
@@ -171,8 +198,14 @@ def test_routes_with_ids_exist():
     }
 
 
-def _call(client: Any, method: str, url: str) -> Any:
-    """GET as is; any other method as a form post with a valid CSRF token."""
+def _call(client: Any, method: str, url: str, token: str | None = None) -> Any:
+    """GET as is; any other method as a form post with a valid CSRF token, or, for the API,
+    as JSON with the organisation's bearer token (the API reads no cookie)."""
+    if token is not None:
+        headers = {"Authorization": f"Bearer {token}"}
+        return client.open(
+            url, method=method, headers=headers, json=None if method == "GET" else {}
+        )
     return client.get(url) if method == "GET" else client.post_form(url, {}, page="/")
 
 
@@ -198,23 +231,31 @@ def test_other_organisation_id_answers_404(rule, method, http, org, other_admin,
     args = {arg: FIXED[arg] if arg in FIXED else ID_MAKERS[arg](org, made) for arg in order}
     url = rule.build(args, append_unknown=False)[1]
     public = rule.endpoint.startswith("upload.")  # the client's pages: a link, not a login
+    api = rule.endpoint.startswith("api.")  # the JSON API: a bearer token of the organisation
     if public:
         _open_link(http, other_admin.org)
     else:
-        http.login(other_admin)
-    response = _call(http, method, url)
+        http.login(other_admin)  # for the API too: its cookie must not help
+    theirs = api_token(other_admin.org) if api else None
+    db.session.commit()
+    response = _call(http, method, url, theirs)
     html = response.get_data(as_text=True)
     assert response.status_code == 404, f"{method} {url} answered {response.status_code}"
-    assert "Page introuvable" in html
+    if api:
+        assert response.json["error"]["code"] == "not_found"
+    else:
+        assert "Page introuvable" in html
     assert SECRET_NAME not in html
 
     # The same URL works for the owner, so the 404 above is about the organisation.
     owner = http.application.test_client()
+    mine = api_token(org) if api else None
+    db.session.commit()
     if public:
         _open_link(owner, org, made["client"])
-    else:
+    elif not api:
         owner.login(admin)
-    assert _call(owner, method, url).status_code != 404
+    assert _call(owner, method, url, mine).status_code != 404
 
 
 def test_safety_net_hides_other_tenants_rows_without_any_filter(ctx, org, other_org):

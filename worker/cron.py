@@ -84,9 +84,10 @@ def retry_reminders() -> str:
 @job
 def resend_lost_jobs(now: str | None = None) -> str:
     """Send again every job whose row still waits for it after too long (portal.background):
-    pending normalisations, queued packs and exports, filing notices (Redis was down, or lost
-    them), and packs and exports whose run died mid-build. Jobs Redis still holds are left
-    alone."""
+    pending normalisations, queued packs and exports, filing notices, webhook deliveries due
+    (Redis was down, or lost them, or a retry's back-off passed), and packs, exports and
+    deliveries whose run died mid-send. Jobs Redis still holds are left alone."""
+    from portal.api.webhooks import due_deliveries, stale_deliveries
     from portal.background import resend
     from portal.documents.processing import waiting_documents
     from portal.packs.runs import stale_packs, waiting_packs
@@ -101,6 +102,8 @@ def resend_lost_jobs(now: str | None = None) -> str:
         ("build_export", waiting_exports(at), False),
         ("build_export", stale_exports(at), True),
         ("notify_filed", waiting_filed_notices(at), False),
+        ("deliver_webhook", due_deliveries(at), False),
+        ("deliver_webhook", stale_deliveries(at), True),
     )
     sent: dict[str, int] = {}
     for name, ids, dead in lost:

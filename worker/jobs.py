@@ -99,3 +99,16 @@ def purge_objects(org_id: int | None = None) -> str:
     from portal.privacy.deletions import purge_all
 
     return str(purge_all(org_id=org_id))
+
+
+@job
+def deliver_webhook(delivery_id: int) -> str | None:
+    """One attempt at one webhook delivery (portal.api.webhooks); its new status."""
+    from portal.api.models import WebhookDelivery
+    from portal.api.webhooks import deliver
+
+    delivery = db.session.get(WebhookDelivery, delivery_id)
+    if delivery is None:  # the client was erased meanwhile
+        return None
+    with bind_org(delivery.org_id):
+        return deliver(delivery_id)

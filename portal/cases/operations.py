@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from portal import audit
 from portal.accounts.models import User
+from portal.api import events
 from portal.cases.deadlines import DeadlineError, due_date, next_period
 from portal.cases.models import (
     Case,
@@ -368,6 +369,10 @@ def _check_version(case: Case, expected_version: int | None) -> None:
         raise StaleCase()
 
 
+# Status changes that webhooks announce (portal.api.events).
+_EVENTS = {CaseStatus.ready: events.CASE_READY, CaseStatus.filed: events.CASE_FILED}
+
+
 def _touch(case: Case) -> None:
     # Any change to a checklist line is a change to the case: it bumps the version.
     case.updated_at = utcnow()
@@ -411,6 +416,8 @@ def change_status(
             case.filed_at = None
     _touch(case)
     audit.record(case.org_id, actor, "case.status", case.ref, old=old.value, new=new.value)
+    if new in _EVENTS:
+        events.emit(case.org_id, _EVENTS[new], client_id=case.client_id, case_id=case.id)
 
 
 def assign(case: Case, user: User | None, actor: str, *, expected_version: int | None) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import audit, background
+from portal.api import events
 from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
 from portal.cases.progress import settle
 from portal.clients.operations import ClientError, ensure_consent
@@ -287,6 +288,13 @@ def add_document(
     )
     settle(case, actor)
     background.enqueue(NORMALISE_JOB, document.id)
+    events.emit(
+        case.org_id,
+        events.DOCUMENT_RECEIVED,
+        client_id=case.client_id,
+        case_id=case.id,
+        document_id=document.id,
+    )
     return document
 
 

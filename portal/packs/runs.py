@@ -25,6 +25,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 
 from portal import audit
+from portal.api import events
 from portal.background import JOBS, RESEND_AFTER
 from portal.cases.periods import french_today
 from portal.cases.progress import settle
@@ -206,6 +207,9 @@ def _finish(pack: Pack, attempt: int, built: Built, keys: Keys) -> PackStatus | 
         version=pack.version,
         pages=built.pages,
         size=built.size,
+    )
+    events.emit(
+        pack.org_id, events.PACK_READY, client_id=case.client_id, case_id=case.id, pack_id=pack.id
     )
     older = [object_keys(pack, n) for n in range(1, attempt)]
     schedule_deletion(

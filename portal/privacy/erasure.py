@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import delete, func, select
 
 from portal import audit
+from portal.api import events
+from portal.api.models import WebhookDelivery
 from portal.cases.models import Case, ChecklistItem
 from portal.clients.models import Client
 from portal.db import db
@@ -46,6 +48,7 @@ class ErasureSummary:
     links: int
     reminders: int
     exports: int
+    webhook_deliveries: int = 0
 
     def as_counts(self) -> dict[str, int]:
         return asdict(self)
@@ -90,6 +93,11 @@ def _find(client: Client, *, lock: bool = False) -> _Found:
         links=_count(UploadLink, UploadLink.org_id == org_id, UploadLink.client_id == client.id),
         reminders=_count(Reminder, Reminder.org_id == org_id, Reminder.case_id.in_(case_ids)),
         exports=exports,
+        webhook_deliveries=_count(
+            WebhookDelivery,
+            WebhookDelivery.org_id == org_id,
+            WebhookDelivery.client_id == client.id,
+        ),
     )
     return _Found(case_ids, sorted(set(keys)), summary)
 
@@ -165,6 +173,9 @@ def erase_client(client: Client, actor: str, *, reason: str = "request") -> Eras
     cases = Case.id.in_(found.case_ids)
     for stmt in (
         delete(Reminder).where(Reminder.org_id == org_id, Reminder.case_id.in_(found.case_ids)),
+        delete(WebhookDelivery).where(
+            WebhookDelivery.org_id == org_id, WebhookDelivery.client_id == client_id
+        ),
         delete(Pack).where(Pack.org_id == org_id, Pack.case_id.in_(found.case_ids)),
         delete(Document).where(Document.org_id == org_id, Document.case_id.in_(found.case_ids)),
         delete(ChecklistItem).where(
@@ -186,6 +197,7 @@ def erase_client(client: Client, actor: str, *, reason: str = "request") -> Eras
         **{k: v for k, v in found.summary.as_counts().items() if k != "files"},
         files=len(keys),
     )
+    events.emit(org_id, events.CLIENT_ERASED, client_id=client_id)
     return erasure
 
 

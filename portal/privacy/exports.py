@@ -32,6 +32,7 @@ from sqlalchemy import or_, select, update
 
 from portal import audit, background
 from portal.accounts.models import Organisation
+from portal.api.models import WebhookDelivery
 from portal.audit import AuditEvent
 from portal.background import JOBS, RESEND_AFTER
 from portal.cases.models import Case, ChecklistItem
@@ -102,6 +103,7 @@ class ClientRecord:
     exports: list[Export]
     events: list[AuditEvent]
     files: list[StoredFile] = field(default_factory=list)
+    webhook_deliveries: list[WebhookDelivery] = field(default_factory=list)
 
     def targets(self) -> set[str]:
         return {
@@ -178,6 +180,13 @@ def load_record(client: Client) -> ClientRecord:
         reminders=reminders,
         exports=exports,
         events=[],
+    )
+    record.webhook_deliveries = list(
+        db.session.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.org_id == org_id, WebhookDelivery.client_id == client.id)
+            .order_by(WebhookDelivery.id)
+        )
     )
     link_refs = [link.ref for link in links]
     record.events = list(
@@ -291,6 +300,8 @@ def export_data(record: ClientRecord, built_at: datetime, missing: list[str]) ->
             for r in record.reminders
         ],
         "exports": [row_dict(e) for e in record.exports],
+        # What was announced about him to the organisation's own software (ids only).
+        "webhook_deliveries": [row_dict(d) for d in record.webhook_deliveries],
         "audit_events": [
             # Addresses are kept only for what the client did himself (through his links).
             row_dict(e, hide=() if e.actor in link_refs else ("ip",))

@@ -34,6 +34,7 @@ from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select
 
 from portal import audit
 from portal.accounts.models import Organisation, Role, User
+from portal.api.webhooks import purge_old_deliveries
 from portal.cases.deadlines import add_months
 from portal.cases.models import Case, CaseStatus, ChecklistItem
 from portal.clients.models import Client
@@ -553,6 +554,12 @@ def _run_org(org: Organisation, today: date, dry_run: bool, report: Report) -> l
             if links:
                 audit.record(org_id, ACTOR, "links.purged", f"org:{org_id}", count=links)
                 report.add(f"{verb} delete {links} upload link(s) of org:{org_id}")
+            _finish(dry_run)
+        # 5. webhook deliveries finished long ago (portal.api.webhooks.KEEP_DAYS)
+        with _Unit(report, f"webhooks org:{org_id}"):
+            deliveries = purge_old_deliveries(org_id, _moment(today))
+            if deliveries:
+                report.add(f"{verb} delete {deliveries} webhook delivery(ies) of org:{org_id}")
             _finish(dry_run)
     return planned
 
