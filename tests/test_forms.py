@@ -722,7 +722,7 @@ def _tax_form_pdf(names: list[str]) -> bytes:
 
 def test_the_2042_is_ready_for_the_uploaded_file(ctx, org, admin):
     """Named by its boxes in the catalog, the 2042 is refused until a file has those fields,
-    then filled (whole euros) for an income-tax case."""
+    then filled (whole euros) for the income-tax case of a paper filer."""
     spec = form_specs()["cerfa-2042"]
     assert not spec.file.is_file()
     boxes = ["NOM", "PRENOM", "DATE_NAISSANCE", "LIEU_NAISSANCE", "NUMERO_FISCAL", "1AJ", "1AP"]
@@ -734,7 +734,7 @@ def test_the_2042_is_ready_for_the_uploaded_file(ctx, org, admin):
     data = _tax_form_pdf([f"declaration.{b}[0]" for b in [*boxes, "1AS"]])
     with bind_org(org.id):
         upload_version(org.id, spec, data, "2042.pdf", admin.ref)
-        client = factories.ClientFactory(org=org, birth_on=date(1970, 1, 2))
+        client = factories.ClientFactory(org=org, birth_on=date(1970, 1, 2), paper_filer=True)
         case = open_case(client, "impots-revenus", "user:0", today=TODAY)
         item = next(i for i in case.items if i.code == "salaires_1aj")
         set_value(case, item, "18 250,60", "user:0", expected_version=None)

@@ -135,7 +135,7 @@ def test_pack_run_whose_case_was_erased_meanwhile_deletes_its_files_even_if_stor
 
     def put_file(key, path, **kw):
         written = real_put(key, path, **kw)
-        if key.endswith(".zip"):  # both files written: staff erase the client now
+        if "/pack-" in key and key.endswith(".pdf"):  # the pack written: staff erase the client now
             erase_client(client, admin.ref)
             db.session.commit()
             monkeypatch.setattr(store, "delete", refuse)
