@@ -18,7 +18,8 @@ from flask import current_app
 from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.orm import selectinload
 
 from portal import audit, mail
 from portal.accounts.models import Organisation
@@ -80,8 +81,11 @@ class Verification:
 
 def client_active_cases(client: Client) -> list[Case]:
     """The client's active cases, the most urgent first (the bound organisation's)."""
-    stmt = client_cases(client.id).where(Case.status.in_(ACTIVE_STATUSES))
-    return list(db.session.scalars(stmt))
+    return list(db.session.scalars(_active_cases(client.id)))
+
+
+def _active_cases(client_id: int) -> Select[Any]:
+    return client_cases(client_id).where(Case.status.in_(ACTIVE_STATUSES))
 
 
 def create_link(
@@ -221,16 +225,20 @@ def find_by_token(token: str) -> UploadLink | None:
         ).scalar_one_or_none()
 
 
-def find_by_id(link_id: Any) -> UploadLink | None:
-    """The link a session points to (global: the session is signed, the id is ours)."""
+def find_by_id(link_id: Any) -> tuple[UploadLink, Organisation] | None:
+    """The link a session points to, and its organisation (every link page shows its name),
+    in one statement (global: the session is signed, the id is ours)."""
     try:
         ident = int(link_id)
     except (TypeError, ValueError):
         return None
     with across_orgs():
-        return db.session.execute(
-            select(UploadLink).where(UploadLink.id == ident)
-        ).scalar_one_or_none()
+        row = db.session.execute(
+            select(UploadLink, Organisation)
+            .join(Organisation, Organisation.id == UploadLink.org_id)
+            .where(UploadLink.id == ident)
+        ).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 def record_use(link: UploadLink, *, now: datetime | None = None) -> None:
@@ -298,14 +306,19 @@ def check_birth_date(
     return Verification(Check.wrong, tries - link.failed_attempts)
 
 
-def link_cases(link: UploadLink) -> list[Case]:
-    """What the link shows: its one case (whatever its state), or the client's active cases."""
+def link_cases(link: UploadLink, *, with_items: bool = False) -> list[Case]:
+    """What the link shows: its one case (whatever its state), or the client's active cases.
+
+    `with_items` loads every case's checklist in one more statement (the page shows them all),
+    rather than one lazy load per case.
+    """
     if link.case_id is not None:
-        case = db.session.execute(
-            select(Case).where(Case.org_id == link.org_id, Case.id == link.case_id)
-        ).scalar_one_or_none()
-        return [case] if case is not None else []
-    return client_active_cases(link.client)
+        stmt = select(Case).where(Case.org_id == link.org_id, Case.id == link.case_id)
+    else:
+        stmt = _active_cases(link.client_id)
+    if with_items:
+        stmt = stmt.options(selectinload(Case.items))
+    return list(db.session.scalars(stmt))
 
 
 def link_item(link: UploadLink, item_id: Any) -> ChecklistItem | None:
