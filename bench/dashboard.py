@@ -3,13 +3,21 @@
 Run by hand against the PostgreSQL of `scripts/services.sh` (never SQLite):
 
     set -a; . /tmp/pochette-services/env; set +a
-    .venv/bin/python bench/dashboard.py [--rounds 60] [--reuse]
+    .venv/bin/python bench/dashboard.py [--rounds 60] [--reuse] [--churn 10000] [--no-recurring]
 
 Seeds a database of its own (`pochette_bench` on the same server) with 100 organisations,
 100,000 clients and 1,000,000 cases by COPY, one organisation holding 20,000 clients. Then prints
 the median and p95 server time (the whole Flask request in process: routing, SQL, templates) of
 the dashboard and of a case page for that organisation, and the time of create_coming_cases.
 `--reuse` skips the seeding when the database is already there. Asserts nothing.
+
+Each figure is printed side by side with the same organisation alone in a small database
+(`pochette_bench_small`, its rows copied with their ids, refreshed when they differ), with the
+ratio: the dashboard's cost should follow the active cases, not the history or the other
+tenants. `--churn N` first updates N active cases in both (a day of work; it clears the
+visibility map of their pages) and waits up to `--wait` seconds for autovacuum, as a live
+server would between two days. `--no-recurring` skips the recurring run at the end (which adds
+cases to the database the first time).
 """
 
 from __future__ import annotations
@@ -353,6 +361,7 @@ def small_database(server: str, big_app: Flask, org_id: int) -> Flask:
     app = _bench_app(url)
     with app.app_context():
         if kept and _org_fingerprint(db.engine, org_id) == wanted:
+            flask_migrate.upgrade()  # the same schema as the big one
             return app
         db.engine.dispose()
     _database(server, SMALL_DB_NAME, keep=False)
@@ -364,6 +373,39 @@ def small_database(server: str, big_app: Flask, org_id: int) -> Flask:
         copy_organisation(source, db.engine, org_id)
     print(f"small database: organisation {org_id} copied alone in {time.perf_counter() - t:.1f} s")
     return app
+
+
+def churn(apps: list[Flask], org_id: int, changes: int, wait: float) -> None:
+    """A day of work: `changes` active cases of the organisation updated in each database,
+    then up to `wait` seconds for autovacuum to pass on `cases` (the visibility map that
+    index-only scans need is set only by VACUUM)."""
+    started = datetime.now(UTC)
+    for app in apps:
+        with app.app_context(), db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE cases SET updated_at = now() WHERE id IN (SELECT id FROM cases"
+                    " WHERE org_id = :o AND status IN ('open', 'waiting_client', 'ready')"
+                    " ORDER BY random() LIMIT :n)"
+                ),
+                {"o": org_id, "n": changes},
+            )
+    t = time.perf_counter()
+    waiting = list(apps)
+    while waiting and time.perf_counter() - t < wait:
+        time.sleep(2)
+        for app in list(waiting):
+            with app.app_context(), db.engine.connect() as conn:
+                last = conn.scalar(
+                    text("SELECT last_autovacuum FROM pg_stat_user_tables WHERE relname = 'cases'")
+                )
+            if last is not None and last > started:
+                waiting.remove(app)
+    done = len(apps) - len(waiting)
+    print(
+        f"churn: {changes} active cases updated in each database; autovacuum passed on"
+        f" {done} of {len(apps)} within {time.perf_counter() - t:.0f} s"
+    )
 
 
 def _logged_in(app: Flask, email: str) -> Any:
@@ -385,6 +427,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--reuse", action="store_true")
+    parser.add_argument(
+        "--churn",
+        type=int,
+        default=0,
+        help="update this many active cases first, then give autovacuum --wait seconds",
+    )
+    parser.add_argument("--wait", type=float, default=150)
     parser.add_argument(
         "--no-recurring",
         action="store_true",
@@ -437,6 +486,8 @@ def main() -> None:
         f" ({active} active cases)"
     )
     small = small_database(server, app, big)
+    if args.churn:
+        churn([app, small], big, args.churn, args.wait)
 
     import portal.cases.views as case_views
 

@@ -2,25 +2,34 @@
 
 Claiming inserts the reminder's row and commits it before anything is sent. The unique key
 (organisation, kind, subject, day) lets only one claim through, whatever the number of cron
-runs or workers racing: the loser's insert fails and it moves on. A sender that dies between
-claim and "sent" leaves a row in `claimed` whose `next_attempt_at` (one hour on) lets the
-retry pass pick it up.
+runs or workers racing: the loser's insert skips the row and it moves on. A sender that dies
+between claim and "sent" leaves a row in `claimed` whose `next_attempt_at` (one hour on) lets
+the retry pass pick it up.
+
+Reminders go in batches of `BATCH_SIZE`: one INSERT claims the batch, its cases come in one
+statement, every e-mail goes over one SMTP connection, and one commit records the batch. Each
+e-mail is composed in a savepoint, so that a refused one takes back only its own fresh link.
+The price: a sender that dies in the middle of a batch leaves up to a batch of sent e-mails
+`claimed`, and the retry pass sends those again an hour later (one e-mail before batching).
 """
 
 from __future__ import annotations
 
 import logging
 import smtplib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import force_locale, format_date
 from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import selectinload
 
 from portal import mail
 from portal.accounts.models import Organisation, Role, User
@@ -90,65 +99,135 @@ class Outcome:
 # --- claiming and sending ---------------------------------------------------------------------
 
 
-def claim(planned: Planned, now: datetime) -> Reminder | None:
-    """Insert and commit the reminder's row; None when another run has it already."""
-    row = Reminder(
-        org_id=planned.org_id,
-        case_id=planned.case_id,
-        user_id=planned.user_id,
-        kind=planned.kind,
-        subject=planned.subject,
-        day=planned.day,
-        recipient=planned.recipient.lower(),
-        status=ReminderStatus.claimed,
-        attempts=0,
-        next_attempt_at=now + CLAIM_TIMEOUT,
-        created_at=now,
+BATCH_SIZE = 100  # e-mails per claim, per SMTP connection and per commit
+
+
+def _claim_values(planned: Planned, now: datetime) -> dict[str, Any]:
+    return {
+        "org_id": planned.org_id,
+        "case_id": planned.case_id,
+        "user_id": planned.user_id,
+        "kind": planned.kind,
+        "subject": planned.subject,
+        "day": planned.day,
+        "recipient": planned.recipient.lower(),
+        "status": ReminderStatus.claimed,
+        "attempts": 0,
+        "next_attempt_at": now + CLAIM_TIMEOUT,
+        "created_at": now,
+    }
+
+
+def claim_many(planned: Sequence[Planned], now: datetime) -> list[Reminder]:
+    """Insert and commit the rows of those nobody claimed yet, in one statement; returns them.
+
+    A row another run holds (committed, or in a transaction that then commits) is skipped by
+    ON CONFLICT DO NOTHING on the unique key: only one claim of a reminder ever succeeds.
+    """
+    if not planned:
+        return []
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        insert(Reminder)
+        .values([_claim_values(p, now) for p in planned])
+        .on_conflict_do_nothing()
+        .returning(Reminder.id)
     )
-    db.session.add(row)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return None
-    return row
+    ids = list(db.session.scalars(stmt))
+    db.session.commit()
+    if not ids:
+        return []
+    rows = db.session.scalars(select(Reminder).where(Reminder.id.in_(ids)).order_by(Reminder.id))
+    return list(rows)
+
+
+def claim(planned: Planned, now: datetime) -> Reminder | None:
+    """Claim one reminder; None when another run has it already."""
+    rows = claim_many([planned], now)
+    return rows[0] if rows else None
 
 
 def send_planned(planned: Iterable[Planned], now: datetime | None = None) -> Outcome:
     """Claim and send each planned reminder; those another run claimed are skipped."""
     outcome = Outcome()
-    for item in planned:
-        at = now or utcnow()
-        row = claim(item, at)
-        if row is None:
-            outcome.skipped += 1
-            continue
-        outcome.add(deliver(row, at))
+    pending = list(planned)
+    with mail.Outbox() as outbox:
+        for start in range(0, len(pending), BATCH_SIZE):
+            batch = pending[start : start + BATCH_SIZE]
+            at = now or utcnow()
+            rows = claim_many(batch, at)
+            outcome.skipped += len(batch) - len(rows)
+            outcome.add(deliver_many(rows, at, outbox))
     return outcome
 
 
-def deliver(row: Reminder, now: datetime) -> Outcome:
+def _load_cases(rows: Sequence[Reminder]) -> list[Case]:
+    """The cases of a batch with their client and checklist, in one statement per organisation:
+    composing then finds them in the session (the caller keeps the list alive)."""
+    by_org: dict[int, set[int]] = {}
+    for row in rows:
+        if row.case_id is not None:
+            by_org.setdefault(row.org_id, set()).add(row.case_id)
+    cases: list[Case] = []
+    for org_id, ids in by_org.items():
+        with bind_org(org_id):
+            cases += db.session.scalars(
+                select(Case)
+                .where(Case.org_id == org_id, Case.id.in_(ids))
+                .options(selectinload(Case.items))
+            )
+    return cases
+
+
+def deliver_many(rows: Sequence[Reminder], now: datetime, outbox: mail.Outbox) -> Outcome:
+    """Compose and send claimed reminders over one connection; record them in one commit."""
+    outcome = Outcome()
+    loaded = _load_cases(rows)
+    try:
+        for row in rows:
+            outcome.add(_deliver_one(row, now, outbox))
+    finally:
+        # Even when one e-mail raised something unexpected: those already sent are recorded.
+        db.session.commit()
+    del loaded
+    return outcome
+
+
+def deliver(row: Reminder, now: datetime, outbox: mail.Outbox | None = None) -> Outcome:
     """Compose and send one claimed reminder, then record what happened (and commit)."""
+    if outbox is None:
+        with mail.Outbox() as own:
+            return deliver(row, now, own)
+    outcome = _deliver_one(row, now, outbox)
+    db.session.commit()
+    return outcome
+
+
+def _deliver_one(row: Reminder, now: datetime, outbox: mail.Outbox) -> Outcome:
+    """Compose in a savepoint and send; the caller commits what happened."""
     with bind_org(row.org_id):
+        savepoint = db.session.begin_nested()
         try:
             message = compose(row, now)
         except Obsolete as exc:
-            db.session.rollback()
+            savepoint.rollback()
             row.status, row.next_attempt_at, row.error = ReminderStatus.dropped, None, str(exc)
-            db.session.commit()
             return Outcome(dropped=1)
+        except BaseException:
+            savepoint.rollback()
+            raise
         try:
-            mail.send(row.recipient, message.subject, message.text, message.html)
+            outbox.send(row.recipient, message.subject, message.text, message.html)
         except (smtplib.SMTPException, OSError) as exc:
             # The fresh upload link made for this e-mail goes with it: nobody received it.
-            db.session.rollback()
+            savepoint.rollback()
             _failed(row, now, _smtp_error(exc))
-            db.session.commit()
             log.warning("reminder %s not sent: %s", row.id, row.error)
             return Outcome(failed=1)
+        savepoint.commit()
         row.status, row.sent_at = ReminderStatus.sent, now
         row.next_attempt_at, row.error = None, None
-        db.session.commit()
         return Outcome(sent=1)
 
 
@@ -185,17 +264,18 @@ def retry(now: datetime | None = None) -> Outcome:
     """Try again every reminder due for it; each row is taken by one retrier only."""
     at = now or utcnow()
     outcome = Outcome()
-    for reminder_id in due_for_retry(at):
-        row = _take(reminder_id, at)
-        if row is None:
-            outcome.skipped += 1
-            continue
-        if row.attempts >= MAX_ATTEMPTS:  # a dead sender used the last chance: give up
-            row.status, row.next_attempt_at = ReminderStatus.failed, None
-            db.session.commit()
-            outcome.failed += 1
-            continue
-        outcome.add(deliver(row, at))
+    with mail.Outbox() as outbox:
+        for reminder_id in due_for_retry(at):
+            row = _take(reminder_id, at)
+            if row is None:
+                outcome.skipped += 1
+                continue
+            if row.attempts >= MAX_ATTEMPTS:  # a dead sender used the last chance: give up
+                row.status, row.next_attempt_at = ReminderStatus.failed, None
+                db.session.commit()
+                outcome.failed += 1
+                continue
+            outcome.add(deliver(row, at, outbox))
     return outcome
 
 
@@ -248,10 +328,9 @@ def compose(row: Reminder, now: datetime) -> Message:
 
 
 def _case_of(row: Reminder) -> Case:
-    case = db.session.scalars(
-        select(Case).where(Case.org_id == row.org_id, Case.id == row.case_id)
-    ).one_or_none()
-    if case is None:
+    # From the session when the batch loaded it (a retry loads it here).
+    case = db.session.get(Case, row.case_id) if row.case_id is not None else None
+    if case is None or case.org_id != row.org_id:
         raise Obsolete("case gone")
     return case
 
