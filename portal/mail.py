@@ -54,6 +54,8 @@ class Outbox:
             self._smtp = _connect(config)
         try:
             self._smtp.send_message(msg)
+        except smtplib.SMTPRecipientsRefused:
+            raise  # smtplib reset the transaction: the session goes on
         except smtplib.SMTPResponseException as exc:
             if exc.smtp_code == 421:
                 self._drop()  # the server closes the session
