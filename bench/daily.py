@@ -62,10 +62,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import flask_migrate
 from flask import current_app
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
-from bench.dashboard import DB_NAME, PASSWORD, seed
+from bench.dashboard import DB_NAME, PASSWORD, create_database, seed
 from portal import create_app, daily, mail
 from portal.db import db
 from portal.reminders import planning, sending
@@ -227,16 +227,8 @@ def database(reuse: bool) -> tuple[str, bool]:
     server = os.environ.get("POCHETTE_DATABASE_URL", "")
     if not server.startswith("postgresql"):
         sys.exit("Set POCHETTE_DATABASE_URL to a PostgreSQL server (scripts/services.sh env).")
+    exists = create_database(server, DB_NAME, keep=reuse)
     url = make_url(server).set(database=DB_NAME)
-    admin = create_engine(make_url(server).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": DB_NAME})
-        if exists and not reuse:
-            conn.execute(text(f'DROP DATABASE "{DB_NAME}" WITH (FORCE)'))
-            exists = False
-        if not exists:
-            conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    admin.dispose()
     return url.render_as_string(hide_password=False), not exists
 
 

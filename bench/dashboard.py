@@ -275,7 +275,7 @@ def seed(engine: Engine, rng: random.Random) -> int:
         raw.close()
 
 
-def _database(server: str, name: str, keep: bool) -> bool:
+def create_database(server: str, name: str, keep: bool) -> bool:
     """Create database `name` on the server (dropped first unless `keep`); True if it existed."""
     admin = create_engine(make_url(server).set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -357,14 +357,14 @@ def small_database(server: str, big_app: Flask, org_id: int) -> Flask:
     url = make_url(server).set(database=SMALL_DB_NAME).render_as_string(hide_password=False)
     with big_app.app_context():
         wanted = _org_fingerprint(db.engine, org_id)
-    kept = _database(server, SMALL_DB_NAME, keep=True)
+    kept = create_database(server, SMALL_DB_NAME, keep=True)
     app = _bench_app(url)
     with app.app_context():
         if kept and _org_fingerprint(db.engine, org_id) == wanted:
             flask_migrate.upgrade()  # the same schema as the big one
             return app
         db.engine.dispose()
-    _database(server, SMALL_DB_NAME, keep=False)
+    create_database(server, SMALL_DB_NAME, keep=False)
     t = time.perf_counter()
     with app.app_context():
         flask_migrate.upgrade()
@@ -444,7 +444,7 @@ def main() -> None:
     if not server.startswith("postgresql"):
         sys.exit("Set POCHETTE_DATABASE_URL to a PostgreSQL server (scripts/services.sh env).")
     url = make_url(server).set(database=DB_NAME)
-    exists = _database(server, DB_NAME, keep=args.reuse)
+    exists = create_database(server, DB_NAME, keep=args.reuse)
 
     app = _bench_app(url.render_as_string(hide_password=False))
     rng = random.Random(7)
