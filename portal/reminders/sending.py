@@ -142,12 +142,6 @@ def claim_many(planned: Sequence[Planned], now: datetime) -> list[Reminder]:
     return list(rows)
 
 
-def claim(planned: Planned, now: datetime) -> Reminder | None:
-    """Claim one reminder; None when another run has it already."""
-    rows = claim_many([planned], now)
-    return rows[0] if rows else None
-
-
 def send_planned(planned: Iterable[Planned], now: datetime | None = None) -> Outcome:
     """Claim and send each planned reminder; those another run claimed are skipped."""
     outcome = Outcome()
