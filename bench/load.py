@@ -324,13 +324,14 @@ def main() -> None:
                 f"  errors {_summary([float(r.errors) for r in rs], '{:.0f}')}"
             )
         if args.compare:
-            mine = statistics.median(r.rps for r in results[("this tree", label)])
-            other = statistics.median(r.rps for r in results[("compared", label)])
-            p99_mine = statistics.median(r.p99 for r in results[("this tree", label)])
-            p99_other = statistics.median(r.p99 for r in results[("compared", label)])
+            # Run by run (the two trees served one after the other): on a shared machine the
+            # load drifts between runs more than between the two halves of one run.
+            mine, other = results[("this tree", label)], results[("compared", label)]
+            rps = [a.rps / b.rps for a, b in zip(mine, other, strict=True)]
+            p99 = [a.p99 / b.p99 for a, b in zip(mine, other, strict=True)]
             print(
-                f"{label:<24} ratio this tree / compared: req/s {mine / other:.2f}x,"
-                f" p99 {p99_mine / p99_other:.2f}x"
+                f"{label:<24} this tree / compared, run by run:"
+                f" req/s {_summary(rps, '{:.2f}')}x  p99 {_summary(p99, '{:.2f}')}x"
             )
 
 
