@@ -4,7 +4,7 @@ Run by hand against the PostgreSQL of `scripts/services.sh` (never SQLite):
 
     set -a; . /tmp/pochette-services/env; set +a
     .venv/bin/python bench/daily.py [--reuse] [--send 2000] [--reachable 1.0] [--day YYYY-MM-DD]\
-        [--workers 2]
+        [--workers 2] [--orgs 2,3,4]
 
 Uses the database of bench/dashboard.py (`pochette_bench`: 100 organisations, 100,000 clients,
 1,000,000 cases), seeded by its own functions; `--reuse` keeps it when it is there (and brings
@@ -26,9 +26,10 @@ D-14, D-7, D-2 or D+1 of their due date; printed, or `--day`):
   aiosmtpd server in a child process, each of their clients given an active upload link first so
   that every client reminder makes a fresh one: `send_planned` as the cron calls it,
   e-mails/s, messages received, and the time split between claim, compose (of which the fresh
-  link) and the SMTP send (of which the MIME build), metered on sending's own functions (a tree
-  without batches is measured too: compare with `--compare`-style runs of an older checkout);
+  link) and the SMTP send (of which the MIME build), metered on sending's own functions (an
+  older checkout, one claim and one connection per e-mail, is measured the same way);
 - `send_planned` on the same list again: it must send nothing;
+- with `--orgs`, only the sending, for those organisations (no planning of all, no dry run);
 - `--workers` (2) processes sending that list again at once, after its rows are removed: the
   SMTP server must receive each e-mail once; e-mails/s of the processes together.
 
@@ -508,6 +509,9 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=2, help="processes sending the same list at the end"
     )
+    parser.add_argument(
+        "--orgs", help="e.g. 2,3,4: only send (at most --send) for these organisations"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
 
@@ -557,14 +561,16 @@ def measure(args: argparse.Namespace, meter: Meter, received: Any) -> None:
     day = args.day or busiest_day()
     print(f"day measured: {day.isoformat()}")
 
-    planned = measure_plan(day, meter, rows)
-    db.session.remove()
-    measure_dry_run(day, meter, rows)
-    db.session.remove()
-
-    # The capped real send: whole organisations, planned again through plan(day, org_ids).
-    org_ids = capped(planned, args.send)
-    del planned
+    if args.orgs:  # the sending alone, for these organisations
+        org_ids = [int(o) for o in args.orgs.split(",")]
+    else:
+        planned = measure_plan(day, meter, rows)
+        db.session.remove()
+        measure_dry_run(day, meter, rows)
+        db.session.remove()
+        # The capped real send: whole organisations, planned again through plan(day, org_ids).
+        org_ids = capped(planned, args.send)
+        del planned
     links = give_links(org_ids)
     tally = Tally()
     with meter.span(tally):
