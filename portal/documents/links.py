@@ -101,6 +101,25 @@ def create_link(
 
     The token is returned once, to be shown or sent; the caller commits.
     """
+    link, token = new_link(
+        client, actor, case=case, days=days, verify_birth_date=verify_birth_date, now=now
+    )
+    db.session.flush()
+    journal_created(link)
+    return link, token
+
+
+def new_link(
+    client: Client,
+    actor: str,
+    *,
+    case: Case | None = None,
+    days: int | None = None,
+    verify_birth_date: bool = False,
+    now: datetime | None = None,
+) -> tuple[UploadLink, str]:
+    """`create_link` without its flush and journal line: a sender of many links (reminders)
+    inserts them together, then journals each with `journal_created`."""
     at = now or clock()
     if client.archived:
         raise LinkError(_l("Cet usager est archivé : restaurez-le avant de créer un lien."))
@@ -131,18 +150,21 @@ def create_link(
         failed_attempts=0,
     )
     db.session.add(link)
-    db.session.flush()
+    return link, token
+
+
+def journal_created(link: UploadLink) -> None:
+    """The journal line of a new link, once it has its id."""
     audit.record(
-        client.org_id,
-        actor,
+        link.org_id,
+        link.created_by,
         "link.created",
-        client.ref,
+        f"client:{link.client_id}",
         link=link.id,
         case=link.case_id,
-        days=days,
-        verify=verify_birth_date,
+        days=(link.expires_at - link.created_at).days,
+        verify=link.verify_birth_date,
     )
-    return link, token
 
 
 def revoke_link(link: UploadLink, actor: str, *, now: datetime | None = None) -> bool:

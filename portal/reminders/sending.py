@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +27,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from flask_babel import force_locale, format_date
 from flask_babel import gettext as _
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
@@ -174,55 +175,109 @@ def _load_cases(rows: Sequence[Reminder]) -> list[Case]:
     return cases
 
 
+@dataclass
+class _Batch:
+    """What the e-mails of one batch share while they are composed and sent."""
+
+    active: dict[int, list[UploadLink]]  # each client's live links, the latest ending first
+    made: list[UploadLink] = field(default_factory=list)  # for the e-mail being composed
+    sent: list[UploadLink] = field(default_factory=list)  # in e-mails that left
+
+
+_batch: ContextVar[_Batch | None] = ContextVar("pochette_reminder_batch", default=None)
+
+
+def _active_links(cases: Sequence[Case], now: datetime) -> _Batch:
+    """The live links of the batch's clients, one statement per organisation."""
+    by_org: dict[int, set[int]] = {}
+    for case in cases:
+        by_org.setdefault(case.org_id, set()).add(case.client_id)
+    active: dict[int, list[UploadLink]] = {}
+    for org_id, client_ids in by_org.items():
+        with bind_org(org_id):
+            for link in db.session.scalars(_live_links(org_id, client_ids, now)):
+                active.setdefault(link.client_id, []).append(link)
+    return _Batch(active)
+
+
+def _live_links(org_id: int, client_ids: Iterable[int], now: datetime) -> Select[Any]:
+    return (
+        select(UploadLink)
+        .where(
+            UploadLink.org_id == org_id,
+            UploadLink.client_id.in_(client_ids),
+            UploadLink.revoked_at.is_(None),
+            UploadLink.expires_at > now,
+        )
+        .order_by(UploadLink.expires_at.desc(), UploadLink.id.desc())
+    )
+
+
 def deliver_many(rows: Sequence[Reminder], now: datetime, outbox: mail.Outbox) -> Outcome:
-    """Compose and send claimed reminders over one connection; record them in one commit."""
+    """Compose and send claimed reminders over one connection; record them in one commit.
+
+    Nothing is written while the batch is composed and sent (no autoflush): the fresh links
+    of the e-mails that left are inserted together at the end and journaled, those of the
+    e-mails refused or dropped are simply forgotten.
+    """
     outcome = Outcome()
-    loaded = _load_cases(rows)
+    cases = _load_cases(rows)
+    batch = _active_links(cases, now)
+    token = _batch.set(batch)
     try:
-        for row in rows:
-            outcome.add(_deliver_one(row, now, outbox))
+        with db.session.no_autoflush:
+            for row in rows:
+                outcome.add(_deliver_one(row, now, outbox, batch))
     finally:
+        _batch.reset(token)
         # Even when one e-mail raised something unexpected: those already sent are recorded.
+        db.session.flush()
+        for link in batch.sent:
+            links.journal_created(link)
         db.session.commit()
-    del loaded
+    del cases
     return outcome
 
 
 def deliver(row: Reminder, now: datetime, outbox: mail.Outbox | None = None) -> Outcome:
-    """Compose and send one claimed reminder, then record what happened (and commit)."""
+    """Compose and send one claimed reminder (a batch of one), then record it and commit."""
     if outbox is None:
         with mail.Outbox() as own:
-            return deliver(row, now, own)
-    outcome = _deliver_one(row, now, outbox)
-    db.session.commit()
-    return outcome
+            return deliver_many([row], now, own)
+    return deliver_many([row], now, outbox)
 
 
-def _deliver_one(row: Reminder, now: datetime, outbox: mail.Outbox) -> Outcome:
-    """Compose in a savepoint and send; the caller commits what happened."""
+def _deliver_one(row: Reminder, now: datetime, outbox: mail.Outbox, batch: _Batch) -> Outcome:
+    """Compose and send; the caller records what happened."""
     with bind_org(row.org_id):
-        savepoint = db.session.begin_nested()
+        batch.made = []
         try:
             message = compose(row, now)
         except Obsolete as exc:
-            savepoint.rollback()
+            _forget(batch.made)
             row.status, row.next_attempt_at, row.error = ReminderStatus.dropped, None, str(exc)
             return Outcome(dropped=1)
         except BaseException:
-            savepoint.rollback()
+            _forget(batch.made)
             raise
         try:
             outbox.send(row.recipient, message.subject, message.text, message.html)
         except (smtplib.SMTPException, OSError) as exc:
             # The fresh upload link made for this e-mail goes with it: nobody received it.
-            savepoint.rollback()
+            _forget(batch.made)
             _failed(row, now, _smtp_error(exc))
             log.warning("reminder %s not sent: %s", row.id, row.error)
             return Outcome(failed=1)
-        savepoint.commit()
+        batch.sent += batch.made
         row.status, row.sent_at = ReminderStatus.sent, now
         row.next_attempt_at, row.error = None, None
         return Outcome(sent=1)
+
+
+def _forget(made: list[UploadLink]) -> None:
+    for link in made:
+        db.session.expunge(link)  # pending, never written
+    made.clear()
 
 
 def _smtp_error(exc: BaseException) -> str:
@@ -374,24 +429,24 @@ def fresh_link_url(client: Client, case: Case, now: datetime) -> str | None:
 
     Links are stored hashed, so an existing link cannot be put in an e-mail again. The new one
     has the same reach (all his cases, or this case), the same birth-date check, and ends when
-    the active one ends (at least one day): a reminder never widens or lengthens access.
+    the active one ends (at least one day): a reminder never widens or lengthens access. It is
+    written with the batch, and only if the e-mail leaves (see `deliver_many`).
     """
-    active = db.session.scalars(
-        select(UploadLink)
-        .where(
-            UploadLink.org_id == client.org_id,
-            UploadLink.client_id == client.id,
-            UploadLink.revoked_at.is_(None),
-            UploadLink.expires_at > now,
-            or_(UploadLink.case_id.is_(None), UploadLink.case_id == case.id),
-        )
-        .order_by(UploadLink.expires_at.desc(), UploadLink.id.desc())
-        .limit(1)
-    ).one_or_none()
+    batch = _batch.get()
+    if batch is None:  # composed outside a batch: the links come from here
+        batch = _active_links([case], now)
+    active = next(
+        (
+            link
+            for link in batch.active.get(client.id, [])
+            if link.case_id is None or link.case_id == case.id
+        ),
+        None,
+    )
     if active is None:
         return None
     days = max(1, min(links.MAX_DAYS, (active.expires_at - now).days))
-    _link, token = links.create_link(
+    link, token = links.new_link(
         client,
         ACTOR,
         case=case if active.case_id is not None else None,
@@ -399,6 +454,11 @@ def fresh_link_url(client: Client, case: Case, now: datetime) -> str | None:
         verify_birth_date=active.verify_birth_date,
         now=now,
     )
+    if _batch.get() is None:
+        db.session.flush()
+        links.journal_created(link)
+    else:
+        batch.made.append(link)
     return links.link_url(token)
 
 
