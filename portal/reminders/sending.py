@@ -6,9 +6,10 @@ runs or workers racing: the loser's insert skips the row and it moves on. A send
 between claim and "sent" leaves a row in `claimed` whose `next_attempt_at` (one hour on) lets
 the retry pass pick it up.
 
-Reminders go in batches of `BATCH_SIZE`: one INSERT claims the batch, its cases come in one
-statement, every e-mail goes over one SMTP connection, and one commit records the batch. Each
-e-mail is composed in a savepoint, so that a refused one takes back only its own fresh link.
+Reminders go in batches of `BATCH_SIZE`: one INSERT claims the batch, its cases and its
+clients' live links come in one statement each, every e-mail goes over one SMTP connection, and
+one commit records the batch, with the fresh links of the e-mails that left (a refused e-mail's
+link is never written).
 The price: a sender that dies in the middle of a batch leaves up to a batch of sent e-mails
 `claimed`, and the retry pass sends those again an hour later (one e-mail before batching).
 """
