@@ -10,6 +10,7 @@ Reminders go in batches of `BATCH_SIZE`: one INSERT claims the batch, its cases 
 clients' live links come in one statement each, every e-mail goes over one SMTP connection, and
 one commit records the batch, with the fresh links of the e-mails that left (a refused e-mail's
 link is never written).
+
 The price: a sender that dies in the middle of a batch leaves up to a batch of sent e-mails
 `claimed`, and the retry pass sends those again an hour later (one e-mail before batching).
 """
