@@ -3,15 +3,17 @@
 Run by hand against the PostgreSQL of `scripts/services.sh` (never SQLite):
 
     set -a; . /tmp/pochette-services/env; set +a
-    .venv/bin/python bench/daily.py [--reuse] [--send 2000] [--reachable 1.0] [--day YYYY-MM-DD]
+    .venv/bin/python bench/daily.py [--reuse] [--send 2000] [--reachable 1.0] [--day YYYY-MM-DD]\
+        [--workers 2] [--orgs 2,3,4]
 
 Uses the database of bench/dashboard.py (`pochette_bench`: 100 organisations, 100,000 clients,
 1,000,000 cases), seeded by its own functions; `--reuse` keeps it when it is there (and brings
 its schema to the head: the reminders tables came after it). Before measuring, in that database
 only: every client whose id modulo 1000 falls under `--reachable` x 1000 gets an address
 (`client<id>@bench.invalid`, one UPDATE), staff without a password hash get one (planning skips
-them otherwise), and the reminders, the upload links and the journal lines of earlier runs go,
-so that runs compare.
+them otherwise), and the reminders and the upload links of earlier runs go, so that runs compare.
+The journal is append-only, even here (its guard refuses any DELETE): the lines of earlier
+runs stay, a few thousand per run next to the journal's index on the organisation and day.
 
 Then, for the busiest day of the seeded due dates (the most reminders, then active cases, at
 D-14, D-7, D-2 or D+1 of their due date; printed, or `--day`):
@@ -22,15 +24,19 @@ D-14, D-7, D-2 or D+1 of their due date; printed, or `--day`):
 - `run_daily(day, dry_run=True)`: time and statements, each job apart;
 - a real send of at most `--send` reminders (whole organisations by id, the last one cut) to an
   aiosmtpd server in a child process, each of their clients given an active upload link first so
-  that every client reminder makes a fresh one: e-mails/s, messages received, and the time split
-  between claim, compose (of which the fresh link) and the SMTP send (of which the MIME build),
-  by calling sending's functions in send_planned's order;
-- `send_planned` on the same list again: it must send nothing.
+  that every client reminder makes a fresh one: `send_planned` as the cron calls it,
+  e-mails/s, messages received, and the time split between claim, compose (of which the fresh
+  link) and the SMTP send (of which the MIME build), metered on sending's own functions (an
+  older checkout, one claim and one connection per e-mail, is measured the same way);
+- `send_planned` on the same list again: it must send nothing;
+- with `--orgs`, only the sending, for those organisations (no planning of all, no dry run);
+- `--workers` (2) processes sending that list again at once, after its rows are removed: the
+  SMTP server must receive each e-mail once; e-mails/s of the processes together.
 
 "SQL s" is the time inside cursor.execute (rows fetched included, COMMIT not); the rest of the
 wall time is Python. Prints figures; asserts nothing. Takes about 2 minutes with --reuse, the
-seeding adds about 30 s; about 450 MB of memory. Stops its SMTP server; removes the reminders,
-links and journal lines it made (the addresses stay: the dashboard bench does not read them).
+seeding adds about 30 s; about 450 MB of memory. Stops its SMTP server; removes the reminders
+and links it made (the addresses and the journal lines stay: the dashboard bench reads neither).
 """
 
 from __future__ import annotations
@@ -54,21 +60,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import smtplib
 
 import flask_migrate
-from sqlalchemy import create_engine, event, text
+from flask import current_app
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
-from bench.dashboard import DB_NAME, PASSWORD, seed
+from bench.dashboard import DB_NAME, PASSWORD, create_database, seed
 from portal import create_app, daily, mail
-from portal.db import db, utcnow
+from portal.db import db
 from portal.reminders import planning, sending
-from portal.reminders.daily import ACTOR as CRON_ACTOR
-from portal.reminders.models import ReminderKind, ReminderStatus
+from portal.reminders.models import ReminderKind
 from portal.reminders.planning import Digest, Planned, plan
 from portal.security import hash_password
-from portal.tenancy import bind_org
 
 LINK_ACTOR = "bench:daily"
 OFFSETS = (14, 7, 2, -1)  # the default rules: D-14, D-7, D-2 before the due date, D+1 after
@@ -224,31 +228,19 @@ def database(reuse: bool, name: str = DB_NAME) -> tuple[str, bool]:
     server = os.environ.get("POCHETTE_DATABASE_URL", "")
     if not server.startswith("postgresql"):
         sys.exit("Set POCHETTE_DATABASE_URL to a PostgreSQL server (scripts/services.sh env).")
-    url = make_url(server).set(database=name)
-    admin = create_engine(make_url(server).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-        if exists and not reuse:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-            exists = False
-        if not exists:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    exists = create_database(server, DB_NAME, keep=reuse)
+    url = make_url(server).set(database=DB_NAME)
     return url.render_as_string(hide_password=False), not exists
 
 
 def reset(reachable: float) -> None:
-    """Comparable runs: no reminders, links or their journal lines; addresses and passwords."""
+    """Comparable runs: no reminders or links of earlier runs; addresses and passwords."""
     t = time.perf_counter()
     with db.engine.begin() as conn:
         conn.execute(text("DELETE FROM reminders"))
         conn.execute(
             text("DELETE FROM upload_links WHERE created_by IN (:a, :b)"),
             {"a": LINK_ACTOR, "b": sending.ACTOR},
-        )
-        conn.execute(
-            text("DELETE FROM audit_events WHERE actor IN (:a, :b, :c)"),
-            {"a": LINK_ACTOR, "b": sending.ACTOR, "c": CRON_ACTOR},
         )
         # One UPDATE; rewrites only the rows whose address changes (a second run: none).
         changed = conn.execute(
@@ -352,10 +344,6 @@ def cleanup() -> None:
             text("DELETE FROM upload_links WHERE created_by IN (:a, :b)"),
             {"a": LINK_ACTOR, "b": sending.ACTOR},
         )
-        conn.execute(
-            text("DELETE FROM audit_events WHERE actor IN (:a, :b)"),
-            {"a": LINK_ACTOR, "b": sending.ACTOR},
-        )
 
 
 # --- the phases ----------------------------------------------------------------------------------
@@ -440,63 +428,76 @@ def measure_dry_run(day: date, meter: Meter, rows: list[Row]) -> None:
         print(f"dry run: FAILED jobs {report.failed}")
 
 
-def send_split(planned: list[Planned], meter: Meter, rows: list[Row]) -> sending.Outcome:
-    """send_planned and deliver, step by step with sending's own functions, each step metered."""
-    steps = {name: Tally() for name in ("claim", "compose", "smtp", "record")}
-    total, link, build = Tally(), Tally(), Tally()
-    per_kind: dict[str, Tally] = {}
-    outcome = sending.Outcome()
+def measure_send(planned: list[Planned], meter: Meter, rows: list[Row]) -> sending.Outcome:
+    """send_planned as the cron calls it, its steps metered through sending's own functions."""
+    total, claim, compose, link, smtp, build = (Tally() for _ in range(6))
+    # Batched claims and one SMTP connection per batch where the code has them (the tree
+    # measured may be older: then one claim and one connection per e-mail).
+    claim_name = "claim_many" if hasattr(sending, "claim_many") else "claim"
+    smtp_owner, smtp_name = (mail.Outbox, "send") if hasattr(mail, "Outbox") else (mail, "send")
     with (
+        meter.probe(sending, claim_name, claim),
+        meter.probe(sending, "compose", compose),
         meter.probe(sending, "fresh_link_url", link),
+        meter.probe(smtp_owner, smtp_name, smtp),
         meter.probe(mail, "build", build),
         meter.span(total),
     ):
-        for item in planned:
-            at = utcnow()
-            with meter.span(steps["claim"]):
-                row = sending.claim(item, at)
-            if row is None:
-                outcome.skipped += 1
-                continue
-            with bind_org(row.org_id):
-                try:
-                    with (
-                        meter.span(steps["compose"]),
-                        meter.span(per_kind.setdefault(row.kind.value, Tally())),
-                    ):
-                        message = sending.compose(row, at)
-                except sending.Obsolete as exc:
-                    with meter.span(steps["record"]):
-                        db.session.rollback()
-                        row.status, row.next_attempt_at = ReminderStatus.dropped, None
-                        row.error = str(exc)
-                        db.session.commit()
-                    outcome.dropped += 1
-                    continue
-                try:
-                    with meter.span(steps["smtp"]):
-                        mail.send(row.recipient, message.subject, message.text, message.html)
-                except (smtplib.SMTPException, OSError) as exc:
-                    with meter.span(steps["record"]):
-                        db.session.rollback()
-                        sending._failed(row, at, sending._smtp_error(exc))
-                        db.session.commit()
-                    outcome.failed += 1
-                    continue
-                with meter.span(steps["record"]):  # also flushes compose's journal line
-                    row.status, row.sent_at = ReminderStatus.sent, at
-                    row.next_attempt_at, row.error = None, None
-                    db.session.commit()
-                outcome.sent += 1
-    rows.append(Row("send, step by step", total, outcome.sent, "e-mails"))
-    for name, tally in steps.items():
-        rows.append(Row(f"  {name}", tally, tally.calls, "calls"))
-        if name == "compose":
-            rows += [Row(f"    {kind}", t, t.calls, "e-mails") for kind, t in per_kind.items()]
-            rows.append(Row("    of which fresh_link_url", link, link.calls, "links"))
-        if name == "smtp":
-            rows.append(Row("    of which mail.build (MIME)", build, build.calls, "messages"))
+        outcome = sending.send_planned(planned)
+    rows.append(Row("send_planned", total, outcome.sent, "e-mails"))
+    rows.append(Row(f"  {claim_name}", claim, claim.calls, "calls"))
+    rows.append(Row("  compose", compose, compose.calls, "e-mails"))
+    rows.append(Row("    of which fresh_link_url", link, link.calls, "links"))
+    rows.append(Row("  SMTP send (MIME included)", smtp, smtp.calls, "e-mails"))
+    rows.append(Row("    of which mail.build (MIME)", build, build.calls, "messages"))
+    other = Tally(
+        seconds=total.seconds - claim.seconds - compose.seconds - smtp.seconds,
+        sql=total.sql - claim.sql - compose.sql - smtp.sql,
+        statements=total.statements - claim.statements - compose.statements - smtp.statements,
+    )
+    rows.append(Row("  the rest (loading, recording)", other))
     return outcome
+
+
+def _send_in_child(app: Any, planned: list[Planned], start: Any, results: Any) -> None:
+    with app.app_context():
+        db.engine.dispose(close=False)  # the parent's connections stay the parent's
+        start.wait()
+        outcome = sending.send_planned(planned)
+        results.put((outcome.sent, outcome.skipped, outcome.failed, outcome.dropped))
+
+
+def parallel_send(app: Any, planned: list[Planned], workers: int, received: Any) -> None:
+    """`workers` processes send the same list at once: the SMTP server must count it once."""
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM reminders"))
+        conn.execute(text("DELETE FROM upload_links WHERE created_by = :a"), {"a": sending.ACTOR})
+    db.session.remove()
+    db.engine.dispose()
+    ctx = multiprocessing.get_context("fork")
+    start, results = ctx.Event(), ctx.Queue()
+    processes = [
+        ctx.Process(target=_send_in_child, args=(app, planned, start, results))
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    time.sleep(1)  # every child connected and waiting
+    before = received.value
+    t = time.perf_counter()
+    start.set()
+    outcomes = [results.get(timeout=600) for _ in processes]
+    elapsed = time.perf_counter() - t
+    for process in processes:
+        process.join(30)
+    got = received.value - before
+    sent = sum(o[0] for o in outcomes)
+    print(
+        f"parallel: {workers} processes sent the same {len(planned)} reminders in"
+        f" {elapsed:.2f} s ({sent / elapsed:.0f} e-mails/s together); each sent/skipped"
+        f" {[o[:2] for o in outcomes]}; the SMTP server received {got}"
+        f" ({'each once' if got == sent == len(planned) else 'NOT each once'})"
+    )
 
 
 def main() -> None:
@@ -505,6 +506,12 @@ def main() -> None:
     parser.add_argument("--send", type=int, default=2000, help="at most this many e-mails")
     parser.add_argument("--reachable", type=float, default=1.0, help="share of clients")
     parser.add_argument("--day", type=date.fromisoformat, help="instead of the busiest day")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes sending the same list at the end"
+    )
+    parser.add_argument(
+        "--orgs", help="e.g. 2,3,4: only send (at most --send) for these organisations"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
 
@@ -554,14 +561,16 @@ def measure(args: argparse.Namespace, meter: Meter, received: Any) -> None:
     day = args.day or busiest_day()
     print(f"day measured: {day.isoformat()}")
 
-    planned = measure_plan(day, meter, rows)
-    db.session.remove()
-    measure_dry_run(day, meter, rows)
-    db.session.remove()
-
-    # The capped real send: whole organisations, planned again through plan(day, org_ids).
-    org_ids = capped(planned, args.send)
-    del planned
+    if args.orgs:  # the sending alone, for these organisations
+        org_ids = [int(o) for o in args.orgs.split(",")]
+    else:
+        planned = measure_plan(day, meter, rows)
+        db.session.remove()
+        measure_dry_run(day, meter, rows)
+        db.session.remove()
+        # The capped real send: whole organisations, planned again through plan(day, org_ids).
+        org_ids = capped(planned, args.send)
+        del planned
     links = give_links(org_ids)
     tally = Tally()
     with meter.span(tally):
@@ -572,7 +581,7 @@ def measure(args: argparse.Namespace, meter: Meter, received: Any) -> None:
     db.session.remove()
 
     before = received.value
-    outcome = send_split(subset, meter, rows)
+    outcome = measure_send(subset, meter, rows)
     print(
         f"send: {outcome.sent} sent, {outcome.dropped} dropped, {outcome.failed} failed,"
         f" {outcome.skipped} skipped; the SMTP server received {received.value - before}"
@@ -594,6 +603,9 @@ def measure(args: argparse.Namespace, meter: Meter, received: Any) -> None:
     print(HEADER)
     for row in rows:
         print(_row(row))
+    if args.workers:
+        print()
+        parallel_send(current_app._get_current_object(), subset, args.workers, received)
 
 
 if __name__ == "__main__":

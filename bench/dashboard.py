@@ -3,13 +3,21 @@
 Run by hand against the PostgreSQL of `scripts/services.sh` (never SQLite):
 
     set -a; . /tmp/pochette-services/env; set +a
-    .venv/bin/python bench/dashboard.py [--rounds 60] [--reuse]
+    .venv/bin/python bench/dashboard.py [--rounds 60] [--reuse] [--churn 10000] [--no-recurring]
 
 Seeds a database of its own (`pochette_bench` on the same server) with 100 organisations,
 100,000 clients and 1,000,000 cases by COPY, one organisation holding 20,000 clients. Then prints
 the median and p95 server time (the whole Flask request in process: routing, SQL, templates) of
 the dashboard and of a case page for that organisation, and the time of create_coming_cases.
 `--reuse` skips the seeding when the database is already there. Asserts nothing.
+
+Each figure is printed side by side with the same organisation alone in a small database
+(`pochette_bench_small`, its rows copied with their ids, refreshed when they differ), with the
+ratio: the dashboard's cost should follow the active cases, not the history or the other
+tenants. `--churn N` first updates N active cases in both (a day of work; it clears the
+visibility map of their pages) and waits up to `--wait` seconds for autovacuum, as a live
+server would between two days. `--no-recurring` skips the recurring run at the end (which adds
+cases to the database the first time).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import flask_migrate
+from flask import Flask
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -46,6 +55,7 @@ BIG_ORG_CLIENTS = 20_000
 CASES_PER_CLIENT = 10
 PASSWORD = "une phrase de banc d'essai"
 DB_NAME = "pochette_bench"
+SMALL_DB_NAME = "pochette_bench_small"  # the measured organisation alone
 
 
 def _ms(samples: list[float]) -> str:
@@ -265,28 +275,26 @@ def seed(engine: Engine, rng: random.Random) -> int:
         raw.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=60)
-    parser.add_argument("--reuse", action="store_true")
-    args = parser.parse_args()
-    server = os.environ.get("POCHETTE_DATABASE_URL", "")
-    if not server.startswith("postgresql"):
-        sys.exit("Set POCHETTE_DATABASE_URL to a PostgreSQL server (scripts/services.sh env).")
-    url = make_url(server).set(database=DB_NAME)
+def create_database(server: str, name: str, keep: bool) -> bool:
+    """Create database `name` on the server (dropped first unless `keep`); True if it existed."""
     admin = create_engine(make_url(server).set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": DB_NAME})
-        if exists and not args.reuse:
-            conn.execute(text(f'DROP DATABASE "{DB_NAME}" WITH (FORCE)'))
+        exists = bool(
+            conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        )
+        if exists and not keep:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
             exists = False
         if not exists:
-            conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
+    return exists
 
-    app = create_app(
+
+def _bench_app(url: str) -> Flask:
+    return create_app(
         {
-            "DATABASE_URL": url.render_as_string(hide_password=False),
+            "DATABASE_URL": url,
             "REDIS_URL": None,
             "RATELIMIT_STORAGE_URI": "memory://",
             "SECRET_KEY": "bench-" + "x" * 40,
@@ -294,6 +302,151 @@ def main() -> None:
             "SESSION_COOKIE_SECURE": False,
         }
     )
+
+
+# The organisation's rows, in foreign-key order (its journal is not copied: append-only).
+COPIED = ("organisations", "users", "clients", "cases", "checklist_items")
+
+
+def _org_fingerprint(engine: Engine, org_id: int) -> tuple[Any, ...]:
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM clients WHERE org_id = :o),"
+                    " (SELECT count(*) FROM cases WHERE org_id = :o),"
+                    " (SELECT coalesce(max(id), 0) FROM cases WHERE org_id = :o),"
+                    " (SELECT count(*) FROM cases WHERE org_id = :o AND status = 'closed')"
+                ),
+                {"o": org_id},
+            ).one()
+        )
+
+
+def copy_organisation(source: Engine, target: Engine, org_id: int) -> None:
+    """Copy one organisation's rows (ids kept) into `target`, an empty database at the head."""
+    src, dst = source.raw_connection(), target.raw_connection()
+    try:
+        for table in COPIED:
+            column = "id" if table == "organisations" else "org_id"
+            rows = f"SELECT * FROM {table} WHERE {column} = {int(org_id)}"  # noqa: S608 (COPIED)
+            with (
+                src.cursor() as read,
+                read.copy(f"COPY ({rows}) TO STDOUT (FORMAT binary)") as out,
+                dst.cursor() as write,
+                write.copy(f"COPY {table} FROM STDIN (FORMAT binary)") as into,
+            ):
+                for chunk in out:
+                    into.write(chunk)
+            with dst.cursor() as cur:  # later inserts (logins' journal lines) must not collide
+                top = f"SELECT coalesce(max(id), 0) + 1 FROM {table}"  # noqa: S608 (COPIED)
+                sequence = f"pg_get_serial_sequence('{table}', 'id')"
+                cur.execute(f"SELECT setval({sequence}, ({top}), false)")
+        dst.commit()
+        dst.driver_connection.autocommit = True
+        with dst.cursor() as cur:
+            cur.execute("VACUUM ANALYZE")
+        dst.driver_connection.autocommit = False
+    finally:
+        src.close()
+        dst.close()
+
+
+def small_database(server: str, big_app: Flask, org_id: int) -> Flask:
+    """The measured organisation alone in a database of its own (refreshed when it differs)."""
+    url = make_url(server).set(database=SMALL_DB_NAME).render_as_string(hide_password=False)
+    with big_app.app_context():
+        wanted = _org_fingerprint(db.engine, org_id)
+    kept = create_database(server, SMALL_DB_NAME, keep=True)
+    app = _bench_app(url)
+    with app.app_context():
+        if kept and _org_fingerprint(db.engine, org_id) == wanted:
+            flask_migrate.upgrade()  # the same schema as the big one
+            return app
+        db.engine.dispose()
+    create_database(server, SMALL_DB_NAME, keep=False)
+    t = time.perf_counter()
+    with app.app_context():
+        flask_migrate.upgrade()
+        with big_app.app_context():
+            source = db.engine
+        copy_organisation(source, db.engine, org_id)
+    print(f"small database: organisation {org_id} copied alone in {time.perf_counter() - t:.1f} s")
+    return app
+
+
+def churn(apps: list[Flask], org_id: int, changes: int, wait: float) -> None:
+    """A day of work: `changes` active cases of the organisation updated in each database,
+    then up to `wait` seconds for autovacuum to pass on `cases` (the visibility map that
+    index-only scans need is set only by VACUUM)."""
+    started = datetime.now(UTC)
+    for app in apps:
+        with app.app_context(), db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE cases SET updated_at = now() WHERE id IN (SELECT id FROM cases"
+                    " WHERE org_id = :o AND status IN ('open', 'waiting_client', 'ready')"
+                    " ORDER BY random() LIMIT :n)"
+                ),
+                {"o": org_id, "n": changes},
+            )
+    t = time.perf_counter()
+    waiting = list(apps)
+    while waiting and time.perf_counter() - t < wait:
+        time.sleep(2)
+        for app in list(waiting):
+            with app.app_context(), db.engine.connect() as conn:
+                last = conn.scalar(
+                    text("SELECT last_autovacuum FROM pg_stat_user_tables WHERE relname = 'cases'")
+                )
+            if last is not None and last > started:
+                waiting.remove(app)
+    done = len(apps) - len(waiting)
+    print(
+        f"churn: {changes} active cases updated in each database; autovacuum passed on"
+        f" {done} of {len(apps)} within {time.perf_counter() - t:.0f} s"
+    )
+
+
+def _logged_in(app: Flask, email: str) -> Any:
+    client = app.test_client()
+    response = client.post("/connexion", data={"email": email, "password": PASSWORD})
+    assert response.status_code == 302, response.status_code
+    return client
+
+
+def _timed(client: Any, path: str) -> float:
+    t = time.perf_counter()
+    response = client.get(path)
+    elapsed = time.perf_counter() - t
+    assert response.status_code == 200, (path, response.status_code)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--reuse", action="store_true")
+    parser.add_argument(
+        "--churn",
+        type=int,
+        default=0,
+        help="update this many active cases first, then give autovacuum --wait seconds",
+    )
+    parser.add_argument("--wait", type=float, default=150)
+    parser.add_argument(
+        "--no-recurring",
+        action="store_true",
+        help="skip the recurring run at the end (it adds cases on the first run)",
+    )
+    args = parser.parse_args()
+    server = os.environ.get("POCHETTE_DATABASE_URL", "")
+    if not server.startswith("postgresql"):
+        sys.exit("Set POCHETTE_DATABASE_URL to a PostgreSQL server (scripts/services.sh env).")
+    url = make_url(server).set(database=DB_NAME)
+    exists = create_database(server, DB_NAME, keep=args.reuse)
+
+    app = _bench_app(url.render_as_string(hide_password=False))
     rng = random.Random(7)
     with app.app_context():
         if not (exists and args.reuse):
@@ -301,6 +454,8 @@ def main() -> None:
             t = time.perf_counter()
             big = seed(db.engine, rng)
             print(f"seed: total {time.perf_counter() - t:.1f} s")
+        else:
+            flask_migrate.upgrade()  # a reused database gets the indexes added since
         with db.engine.connect() as conn:
             big = conn.scalar(text("SELECT min(id) FROM organisations"))
             admin_email = conn.scalar(
@@ -319,36 +474,46 @@ def main() -> None:
             totals = conn.execute(
                 text("SELECT (SELECT count(*) FROM clients), (SELECT count(*) FROM cases)")
             ).one()
-    print(f"database: {totals[0]} clients, {totals[1]} cases; measured organisation id {big}")
+            active = conn.scalar(
+                text(
+                    "SELECT count(*) FROM cases WHERE org_id = :o"
+                    " AND status IN ('open', 'waiting_client', 'ready', 'pack_ready')"
+                ),
+                {"o": big},
+            )
+    print(
+        f"database: {totals[0]} clients, {totals[1]} cases; measured organisation id {big}"
+        f" ({active} active cases)"
+    )
+    small = small_database(server, app, big)
+    if args.churn:
+        churn([app, small], big, args.churn, args.wait)
 
     import portal.cases.views as case_views
 
     case_views.today = lambda: TODAY  # the seed's "today"
 
-    def timed(client: Any, path: str) -> float:
-        t = time.perf_counter()
-        response = client.get(path)
-        elapsed = time.perf_counter() - t
-        assert response.status_code == 200, (path, response.status_code)
-        return elapsed
-
+    # Side by side: each round asks the big database, then the same organisation alone.
+    print(f"{'server time':<30}{'1,000,000 cases':>36}{'organisation alone':>36}  ratio")
     for label, email, path in (
-        ("dashboard, admin, all cases ", admin_email, "/"),
-        ("dashboard, agent, my cases  ", agent_email, "/"),
-        ("dashboard, filtered (ready) ", admin_email, "/?status=ready&procedure=urssaf-ca"),
+        ("dashboard, admin, all cases", admin_email, "/"),
+        ("dashboard, agent, my cases", agent_email, "/"),
+        ("dashboard, filtered (ready)", admin_email, "/?status=ready&procedure=urssaf-ca"),
+        ("case page", admin_email, None),
     ):
-        client = app.test_client()
-        client.post("/connexion", data={"email": email, "password": PASSWORD})
-        timed(client, path)  # warm-up
-        samples = [timed(client, path) for _ in range(args.rounds)]
-        print(f"{label} {_ms(samples)}")
+        paths = [f"/dossiers/{cid}" for cid in case_ids] if path is None else [path] * args.rounds
+        clients = (_logged_in(app, email), _logged_in(small, email))
+        samples: tuple[list[float], list[float]] = ([], [])
+        for client in clients:
+            _timed(client, paths[0])  # warm-up
+        for p in paths:
+            for client, kept in zip(clients, samples, strict=True):
+                kept.append(_timed(client, p))
+        ratio = statistics.median(samples[0]) / statistics.median(samples[1])
+        print(f"{label:<30}{_ms(samples[0]):>36}{_ms(samples[1]):>36}  {ratio:4.2f}x")
 
-    client = app.test_client()
-    client.post("/connexion", data={"email": admin_email, "password": PASSWORD})
-    timed(client, f"/dossiers/{case_ids[0]}")
-    samples = [timed(client, f"/dossiers/{cid}") for cid in case_ids]
-    print(f"case page                    {_ms(samples)}")
-
+    if args.no_recurring:
+        return
     with app.app_context():
         t = time.perf_counter()
         report = create_coming_cases(TODAY, org_ids=[big])

@@ -26,6 +26,7 @@ from portal.storage import get_store
 from tests import factories
 from tests.conftest import Http
 from tests.corpus import SAMPLES, path
+from tests.test_cases import _statements
 from worker.jobs import normalise_document
 
 TODAY = date(2026, 11, 27)
@@ -502,6 +503,21 @@ def test_upload_rate_limit_is_its_own(app, client_, case):
         assert http.get("/depot").status_code == 200
     finally:
         app.config["LINK_UPLOAD_LIMIT_PER_IP"] = old
+
+
+def test_link_page_statements_do_not_grow_with_the_cases(app, connection, agent, client_, case):
+    _link_row, token = _link(client_)
+    http = app.test_client()
+    _open(http, token)
+    one = _statements(connection, lambda: _page(http))
+    for month in range(1, 6):
+        open_case(client_, "urssaf-ca", agent.ref, today=TODAY, period_label=f"2026-{month:02d}")
+    db.session.commit()
+    page: dict[str, str] = {}
+    six = _statements(connection, lambda: page.update(html=_page(http)))
+    assert len(six) == len(one), "statements grow with the number of cases"
+    assert len(six) <= 8, six
+    assert page["html"].count('class="public-case"') == 6
 
 
 # --- Uploading --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from portal.accounts.models import Role
+from portal.audit import AuditEvent
 from portal.cases.models import Case, CaseStatus
 from portal.cases.operations import change_status, open_case, set_value
 from portal.clients.models import Periodicity
@@ -42,6 +43,24 @@ class Inbox:
 
     messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    sessions: int = 0  # SMTP sessions opened (EHLO), to see a batch share one connection
+    refused: set[str] = field(default_factory=set)  # addresses answered "550" at RCPT
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        with self.lock:
+            self.sessions += 1
+        return responses
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.lower() in self.refused:
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -421,6 +440,46 @@ def test_smtp_down_fails_with_back_off_then_a_later_run_sends(smtp, app, org, ag
     assert row.status == ReminderStatus.sent and row.error is None and row.next_attempt_at is None
     assert len(smtp.to(CLIENT_EMAIL)) == 1
     assert retry(row.sent_at + timedelta(days=1)).sent == 0
+
+
+def test_a_batch_shares_one_connection_and_a_refused_address_fails_alone(smtp, org, agent):
+    clients = [_micro(org, agent, email=f"usager{i}@exemple.fr") for i in range(4)]
+    for client in clients:
+        open_case(client, "urssaf-ca", agent.ref, today=date(2026, 11, 1), period_label="2026-11")
+        create_link(client, agent.ref, days=30)
+    db.session.commit()
+    smtp.refused.add("usager2@exemple.fr")
+
+    run_daily(date(2026, 12, 17))
+
+    # Every e-mail of the run over one SMTP session; the refused one failed on its own.
+    assert smtp.sessions == 1
+    assert sorted(r[0] for r, _m in smtp.messages if r) == [
+        "usager0@exemple.fr",
+        "usager1@exemple.fr",
+        "usager3@exemple.fr",
+    ]
+    statuses = {row.recipient: (row.status, row.error) for row in _rows()}
+    assert statuses["usager2@exemple.fr"] == (ReminderStatus.failed, "SMTPRecipientsRefused")
+    sent = [r for r, (status, _e) in statuses.items() if status == ReminderStatus.sent]
+    assert sorted(sent) == ["usager0@exemple.fr", "usager1@exemple.fr", "usager3@exemple.fr"]
+    # Each sent e-mail carries a fresh link; the refused one's link went with it, journal too.
+    fresh = db.session.scalars(
+        select(UploadLink).where(UploadLink.created_by == "system:reminders")
+    ).all()
+    assert sorted(link.client_id for link in fresh) == sorted(
+        c.id for c in clients if c.email != "usager2@exemple.fr"
+    )
+    journal = db.session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.actor == "system:reminders", AuditEvent.action == "link.created"
+        )
+    ).all()
+    assert len(journal) == 3
+    for _rcpt, message in smtp.messages:
+        text, _html = _parts(message)
+        token = re.search(r"/l/([A-Za-z0-9_-]+)", text).group(1)
+        assert find_by_token(token) is not None
 
 
 def test_four_failures_give_up_and_a_dead_senders_claim_is_retried(

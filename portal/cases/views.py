@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -12,12 +13,14 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
@@ -90,6 +93,26 @@ bp = Blueprint("cases", __name__, template_folder="templates")
 bp.add_app_template_filter(period_words, "period_words")
 
 
+@bp.app_template_global()
+def days_words(left: int) -> str:
+    """« en retard de 3 jours », « dans 2 jours »: translated once per value and request (a
+    dashboard shows a hundred cards, most of them due on a few dates)."""
+    cache: dict[int, str] = g.setdefault("days_words", {})
+    words = cache.get(left)
+    if words is None:
+        if left < 0:
+            words = ngettext("en retard de %(num)d jour", "en retard de %(num)d jours", -left)
+        else:
+            words = ngettext("dans %(num)d jour", "dans %(num)d jours", left)
+        cache[left] = words
+    return words
+
+
+def labels(translatable: Mapping[Any, Any]) -> dict[Any, str]:
+    """Lazy labels translated once for a page that repeats them on every row."""
+    return {key: str(label) for key, label in translatable.items()}
+
+
 def today() -> date:
     """Due dates are French calendar days (a function, so tests and benches can travel)."""
     return french_today()
@@ -148,7 +171,7 @@ def dashboard() -> str:
         args=_filter_args(agent, flt),
         staff=_staff(),
         procedures=list(catalog()),
-        statuses=STATUS_LABELS,
+        statuses=labels(STATUS_LABELS),
         to_review=to_review_count(),
     )
 
@@ -188,7 +211,7 @@ def index() -> str:
         period=period or "",
         staff=_staff(),
         procedures=list(catalog()),
-        statuses=STATUS_LABELS,
+        statuses=labels(STATUS_LABELS),
     )
 
 

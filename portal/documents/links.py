@@ -17,7 +17,8 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import selectinload
 
 from portal import audit, mail
 from portal.accounts.models import Organisation, Role, User
@@ -83,8 +84,11 @@ class Verification:
 
 def client_active_cases(client: Client) -> list[Case]:
     """The client's active cases, the most urgent first (the bound organisation's)."""
-    stmt = client_cases(client.id).where(Case.status.in_(ACTIVE_STATUSES))
-    return list(db.session.scalars(stmt))
+    return list(db.session.scalars(_active_cases(client.id)))
+
+
+def _active_cases(client_id: int) -> Select[Any]:
+    return client_cases(client_id).where(Case.status.in_(ACTIVE_STATUSES))
 
 
 def create_link(
@@ -100,6 +104,25 @@ def create_link(
 
     The token is returned once, to be shown or sent; the caller commits.
     """
+    link, token = new_link(
+        client, actor, case=case, days=days, verify_birth_date=verify_birth_date, now=now
+    )
+    db.session.flush()
+    journal_created(link)
+    return link, token
+
+
+def new_link(
+    client: Client,
+    actor: str,
+    *,
+    case: Case | None = None,
+    days: int | None = None,
+    verify_birth_date: bool = False,
+    now: datetime | None = None,
+) -> tuple[UploadLink, str]:
+    """`create_link` without its flush and journal line: a sender of many links (reminders)
+    inserts them together, then journals each with `journal_created`."""
     at = now or clock()
     if client.archived:
         raise LinkError(_l("Cet usager est archivé : restaurez-le avant de créer un lien."))
@@ -130,19 +153,22 @@ def create_link(
         failed_attempts=0,
     )
     db.session.add(link)
-    db.session.flush()
+    return link, token
+
+
+def journal_created(link: UploadLink) -> None:
+    """The journal line of a new link, once it has its id."""
     audit.record(
-        client.org_id,
-        actor,
+        link.org_id,
+        link.created_by,
         "link.created",
-        client.ref,
+        f"client:{link.client_id}",
         link=link.id,
         case=link.case_id,
-        days=days,
-        verify=verify_birth_date,
+        days=(link.expires_at - link.created_at).days,
+        verify=link.verify_birth_date,
     )
-    settle_cases(link, actor)
-    return link, token
+    settle_cases(link, link.created_by)
 
 
 def revoke_link(link: UploadLink, actor: str, *, now: datetime | None = None) -> bool:
@@ -258,16 +284,20 @@ def find_by_token(token: str) -> UploadLink | None:
         ).scalar_one_or_none()
 
 
-def find_by_id(link_id: Any) -> UploadLink | None:
-    """The link a session points to (global: the session is signed, the id is ours)."""
+def find_by_id(link_id: Any) -> tuple[UploadLink, Organisation] | None:
+    """The link a session points to, and its organisation (every link page shows its name),
+    in one statement (global: the session is signed, the id is ours)."""
     try:
         ident = int(link_id)
     except (TypeError, ValueError):
         return None
     with across_orgs():
-        return db.session.execute(
-            select(UploadLink).where(UploadLink.id == ident)
-        ).scalar_one_or_none()
+        row = db.session.execute(
+            select(UploadLink, Organisation)
+            .join(Organisation, Organisation.id == UploadLink.org_id)
+            .where(UploadLink.id == ident)
+        ).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 def record_use(link: UploadLink, *, now: datetime | None = None) -> None:
@@ -404,14 +434,19 @@ def tell_suspension(link: UploadLink, page_url: str) -> None:
         mail.send(user.email, _("Lien de dépôt suspendu"), "\n".join(lines))
 
 
-def link_cases(link: UploadLink) -> list[Case]:
-    """What the link shows: its one case (whatever its state), or the client's active cases."""
+def link_cases(link: UploadLink, *, with_items: bool = False) -> list[Case]:
+    """What the link shows: its one case (whatever its state), or the client's active cases.
+
+    `with_items` loads every case's checklist in one more statement (the page shows them all),
+    rather than one lazy load per case.
+    """
     if link.case_id is not None:
-        case = db.session.execute(
-            select(Case).where(Case.org_id == link.org_id, Case.id == link.case_id)
-        ).scalar_one_or_none()
-        return [case] if case is not None else []
-    return client_active_cases(link.client)
+        stmt = select(Case).where(Case.org_id == link.org_id, Case.id == link.case_id)
+    else:
+        stmt = _active_cases(link.client_id)
+    if with_items:
+        stmt = stmt.options(selectinload(Case.items))
+    return list(db.session.scalars(stmt))
 
 
 def link_item(link: UploadLink, item_id: Any) -> ChecklistItem | None:

@@ -159,10 +159,11 @@ def _load_link() -> Any:
     entry = session.get(SESSION_KEY)
     if not isinstance(entry, dict):
         return _no_session()
-    link = links.find_by_id(entry.get("id"))
-    if link is None:
+    found = links.find_by_id(entry.get("id"))
+    if found is None:
         session.pop(SESSION_KEY, None)
         return _no_session()
+    link, org = found
     now = links.clock()
     if link.state(now) != "active":
         session.pop(SESSION_KEY, None)
@@ -173,10 +174,10 @@ def _load_link() -> Any:
         last = 0.0
     if now.timestamp() - last > IDLE_LIMIT.total_seconds():
         session.pop(SESSION_KEY, None)
-        g.link_org = db.session.get(Organisation, link.org_id)
+        g.link_org = org
         return _no_session(expired=True)
     g.link = link
-    g.link_org = db.session.get(Organisation, link.org_id)
+    g.link_org = org
     g.link_tenant_token = tenancy.bind(link.org_id)
     session[SESSION_KEY] = {**entry, "at": int(now.timestamp())}
     if (
@@ -427,7 +428,7 @@ def _line(
 
 def _blocks(link: UploadLink) -> list[Block]:
     now = links.clock()
-    cases = links.link_cases(link)
+    cases = links.link_cases(link, with_items=True)
     docs = _documents_by_item(cases)
     default_max = int(current_app.config["MAX_UPLOAD_BYTES"])
     blocks = []

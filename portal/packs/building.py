@@ -1,8 +1,8 @@
 """Building one pack version in a work directory: the orchestration, no database writes.
 
-Reads the case, downloads each accepted document's normalised PDF, builds the upload set
-first (so the cover can name the files that could not fit), renders the sections, assembles
-and stamps. Uploading, committing and the pack's
+Reads the case, downloads each accepted document's normalised PDF and builds the upload set
+in the background while the sections render (the cover names the files that could not fit:
+rendered again in that rare case), then assembles and stamps. Uploading, committing and the pack's
 status belong to the caller (the job).
 """
 
@@ -130,9 +130,8 @@ def _start_downloads(
 ) -> list[_Download]:
     """Each document's normalised PDF, fetched in the background, in checklist order.
 
-    Storage answers each request after a round trip: several at once, the waits overlap.
-    (Not while the sections render: WeasyPrint holds the GIL, and the threads then only
-    slowed both down on the bench.)
+    Storage answers each request after a round trip: several at once, the waits overlap, and
+    they overlap the rendering of the sections too.
     """
     directory.mkdir(parents=True, exist_ok=True)
     return [
@@ -176,6 +175,29 @@ def _unreadable(part: Part, content: PackContent) -> BuildError:
     )
 
 
+def _upload_set(
+    downloads: list[_Download],
+    content: PackContent,
+    zip_path: Path,
+    limit_bytes: int | None,
+    workdir: Path,
+) -> list[dict[str, Any]]:
+    """Wait for the downloads, then write the upload set (in a pool thread: a failed
+    download's exception is left for `_wait` to translate in the build's thread)."""
+    paths = {download.document.id: download.future.result() for download in downloads}
+    uploads = [
+        UploadItem(
+            group.number,
+            group.label,
+            tuple(Part(d.filename, paths[d.id]) for d in group.documents),
+        )
+        for group in content.items
+    ]
+    return build_upload_set(
+        uploads, zip_path, limit_bytes=limit_bytes, watermark=content.watermark, workdir=workdir
+    )
+
+
 def build(
     pack: Pack,
     workdir: Path,
@@ -206,37 +228,30 @@ def _build(
     org = db.session.get(Organisation, case.org_id)
     assert org is not None
 
-    with ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool:
+    zip_path = workdir / ZIP_NAME
+    with (
+        ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS) as pool,
+        ThreadPoolExecutor(max_workers=1) as zipper,
+    ):
         downloads = _start_downloads(content, store, workdir / "documents", pool)
+        # Downloads, then the upload set, in the background while the sections render: the
+        # cover assumes every file fits (the usual case) and is rendered again when one does
+        # not. Errors surface here, in the build's thread and locale, in checklist order.
+        upload_set = zipper.submit(_upload_set, downloads, content, zip_path, limit_bytes, workdir)
         try:
+            sections = render_sections(content)
             paths = _wait(downloads)
+            try:
+                notes = upload_set.result()
+            except BadPart as exc:
+                raise _unreadable(exc.part, content) from None
         finally:
             for download in downloads:
                 download.future.cancel()
-
-    zip_path = workdir / ZIP_NAME
-    uploads = [
-        UploadItem(
-            group.number,
-            group.label,
-            tuple(Part(d.filename, paths[d.id]) for d in group.documents),
-        )
-        for group in content.items
-    ]
-    try:
-        notes = build_upload_set(
-            uploads,
-            zip_path,
-            limit_bytes=limit_bytes,
-            watermark=content.watermark,
-            workdir=workdir,
-        )
-    except BadPart as exc:
-        raise _unreadable(exc.part, content) from None
-    content = dataclasses.replace(
-        content, too_big=tuple(n for n in notes if n["what"] == "too_big")
-    )
-    sections = render_sections(content)
+    too_big = tuple(n for n in notes if n["what"] == "too_big")
+    if too_big:
+        content = dataclasses.replace(content, too_big=too_big)
+        sections = render_sections(content)
     forms = form_parts(case, today, workdir)
 
     chapters = [

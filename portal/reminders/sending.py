@@ -2,25 +2,37 @@
 
 Claiming inserts the reminder's row and commits it before anything is sent. The unique key
 (organisation, kind, subject, day) lets only one claim through, whatever the number of cron
-runs or workers racing: the loser's insert fails and it moves on. A sender that dies between
-claim and "sent" leaves a row in `claimed` whose `next_attempt_at` (one hour on) lets the
-retry pass pick it up.
+runs or workers racing: the loser's insert skips the row and it moves on. A sender that dies
+between claim and "sent" leaves a row in `claimed` whose `next_attempt_at` (one hour on) lets
+the retry pass pick it up.
+
+Reminders go in batches of `BATCH_SIZE`: one INSERT claims the batch, its cases and its
+clients' live links come in one statement each, every e-mail goes over one SMTP connection, and
+one commit records the batch, with the fresh links of the e-mails that left (a refused e-mail's
+link is never written).
+
+The price: a sender that dies in the middle of a batch leaves up to a batch of sent e-mails
+`claimed`, and the retry pass sends those again an hour later (one e-mail before batching).
 """
 
 from __future__ import annotations
 
 import logging
 import smtplib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import selectinload
 
 from portal import mail
 from portal.accounts.models import Organisation, Role, User
@@ -92,6 +104,30 @@ class Outcome:
 # --- claiming and sending ---------------------------------------------------------------------
 
 
+BATCH_SIZE = 100  # e-mails per claim, per SMTP connection and per commit
+
+
+def _claim_values(
+    planned: Planned,
+    now: datetime,
+    status: ReminderStatus = ReminderStatus.claimed,
+    next_attempt_at: datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "org_id": planned.org_id,
+        "case_id": planned.case_id,
+        "user_id": planned.user_id,
+        "kind": planned.kind,
+        "subject": planned.subject,
+        "day": planned.day,
+        "recipient": planned.recipient.lower(),
+        "status": status,
+        "attempts": 0,
+        "next_attempt_at": next_attempt_at or now + CLAIM_TIMEOUT,
+        "created_at": now,
+    }
+
+
 def claim(
     planned: Planned,
     now: datetime,
@@ -99,68 +135,179 @@ def claim(
     status: ReminderStatus = ReminderStatus.claimed,
     next_attempt_at: datetime | None = None,
 ) -> Reminder | None:
-    """Insert and commit the reminder's row; None when another run has it already.
+    """Claim one reminder (`claim_many` of one); None when another run has it already.
 
     A row is claimed to be sent now, or `scheduled` for `next_attempt_at` (a grouped notice).
     """
-    row = Reminder(
-        org_id=planned.org_id,
-        case_id=planned.case_id,
-        user_id=planned.user_id,
-        kind=planned.kind,
-        subject=planned.subject,
-        day=planned.day,
-        recipient=planned.recipient.lower(),
-        status=status,
-        attempts=0,
-        next_attempt_at=next_attempt_at or now + CLAIM_TIMEOUT,
-        created_at=now,
+    rows = claim_many([planned], now, status=status, next_attempt_at=next_attempt_at)
+    return rows[0] if rows else None
+
+
+def claim_many(
+    planned: Sequence[Planned],
+    now: datetime,
+    *,
+    status: ReminderStatus = ReminderStatus.claimed,
+    next_attempt_at: datetime | None = None,
+) -> list[Reminder]:
+    """Insert and commit the rows of those nobody claimed yet, in one statement; returns them.
+
+    A row another run holds (committed, or in a transaction that then commits) is skipped by
+    ON CONFLICT DO NOTHING on the unique key: only one claim of a reminder ever succeeds.
+    """
+    if not planned:
+        return []
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        insert(Reminder)
+        .values([_claim_values(p, now, status, next_attempt_at) for p in planned])
+        .on_conflict_do_nothing()
+        .returning(Reminder.id)
     )
-    db.session.add(row)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return None
-    return row
+    ids = list(db.session.scalars(stmt))
+    db.session.commit()
+    if not ids:
+        return []
+    rows = db.session.scalars(select(Reminder).where(Reminder.id.in_(ids)).order_by(Reminder.id))
+    return list(rows)
 
 
 def send_planned(planned: Iterable[Planned], now: datetime | None = None) -> Outcome:
     """Claim and send each planned reminder; those another run claimed are skipped."""
     outcome = Outcome()
-    for item in planned:
-        at = now or utcnow()
-        row = claim(item, at)
-        if row is None:
-            outcome.skipped += 1
-            continue
-        outcome.add(deliver(row, at))
+    pending = list(planned)
+    with mail.Outbox() as outbox:
+        for start in range(0, len(pending), BATCH_SIZE):
+            batch = pending[start : start + BATCH_SIZE]
+            at = now or utcnow()
+            rows = claim_many(batch, at)
+            outcome.skipped += len(batch) - len(rows)
+            outcome.add(deliver_many(rows, at, outbox))
     return outcome
 
 
-def deliver(row: Reminder, now: datetime) -> Outcome:
-    """Compose and send one claimed reminder, then record what happened (and commit)."""
+def _load_cases(rows: Sequence[Reminder]) -> list[Case]:
+    """The cases of a batch with their client and checklist, in one statement per organisation:
+    composing then finds them in the session (the caller keeps the list alive)."""
+    by_org: dict[int, set[int]] = {}
+    for row in rows:
+        if row.case_id is not None:
+            by_org.setdefault(row.org_id, set()).add(row.case_id)
+    cases: list[Case] = []
+    for org_id, ids in by_org.items():
+        with bind_org(org_id):
+            cases += db.session.scalars(
+                select(Case)
+                .where(Case.org_id == org_id, Case.id.in_(ids))
+                .options(selectinload(Case.items))
+            )
+    return cases
+
+
+@dataclass
+class _Batch:
+    """What the e-mails of one batch share while they are composed and sent."""
+
+    active: dict[int, list[UploadLink]]  # each client's live links, the latest ending first
+    made: list[UploadLink] = field(default_factory=list)  # for the e-mail being composed
+    sent: list[UploadLink] = field(default_factory=list)  # in e-mails that left
+
+
+_batch: ContextVar[_Batch | None] = ContextVar("pochette_reminder_batch", default=None)
+
+
+def _active_links(cases: Sequence[Case], now: datetime) -> _Batch:
+    """The live links of the batch's clients, one statement per organisation."""
+    by_org: dict[int, set[int]] = {}
+    for case in cases:
+        by_org.setdefault(case.org_id, set()).add(case.client_id)
+    active: dict[int, list[UploadLink]] = {}
+    for org_id, client_ids in by_org.items():
+        with bind_org(org_id):
+            for link in db.session.scalars(_live_links(org_id, client_ids, now)):
+                active.setdefault(link.client_id, []).append(link)
+    return _Batch(active)
+
+
+def _live_links(org_id: int, client_ids: Iterable[int], now: datetime) -> Select[Any]:
+    return (
+        select(UploadLink)
+        .where(
+            UploadLink.org_id == org_id,
+            UploadLink.client_id.in_(client_ids),
+            UploadLink.revoked_at.is_(None),
+            UploadLink.expires_at > now,
+        )
+        .order_by(UploadLink.expires_at.desc(), UploadLink.id.desc())
+    )
+
+
+def deliver_many(rows: Sequence[Reminder], now: datetime, outbox: mail.Outbox) -> Outcome:
+    """Compose and send claimed reminders over one connection; record them in one commit.
+
+    Nothing is written while the batch is composed and sent (no autoflush): the fresh links
+    of the e-mails that left are inserted together at the end and journaled, those of the
+    e-mails refused or dropped are simply forgotten.
+    """
+    outcome = Outcome()
+    cases = _load_cases(rows)
+    batch = _active_links(cases, now)
+    token = _batch.set(batch)
+    try:
+        with db.session.no_autoflush:
+            for row in rows:
+                outcome.add(_deliver_one(row, now, outbox, batch))
+    finally:
+        _batch.reset(token)
+        # Even when one e-mail raised something unexpected: those already sent are recorded.
+        db.session.flush()
+        for link in batch.sent:
+            links.journal_created(link)
+        db.session.commit()
+    del cases
+    return outcome
+
+
+def deliver(row: Reminder, now: datetime, outbox: mail.Outbox | None = None) -> Outcome:
+    """Compose and send one claimed reminder (a batch of one), then record it and commit."""
+    if outbox is None:
+        with mail.Outbox() as own:
+            return deliver_many([row], now, own)
+    return deliver_many([row], now, outbox)
+
+
+def _deliver_one(row: Reminder, now: datetime, outbox: mail.Outbox, batch: _Batch) -> Outcome:
+    """Compose and send; the caller records what happened."""
     with bind_org(row.org_id):
+        batch.made = []
         try:
             message = compose(row, now)
         except Obsolete as exc:
-            db.session.rollback()
+            _forget(batch.made)
             row.status, row.next_attempt_at, row.error = ReminderStatus.dropped, None, str(exc)
-            db.session.commit()
             return Outcome(dropped=1)
+        except BaseException:
+            _forget(batch.made)
+            raise
         try:
-            mail.send(row.recipient, message.subject, message.text, message.html)
+            outbox.send(row.recipient, message.subject, message.text, message.html)
         except (smtplib.SMTPException, OSError) as exc:
             # The fresh upload link made for this e-mail goes with it: nobody received it.
-            db.session.rollback()
+            _forget(batch.made)
             _failed(row, now, _smtp_error(exc))
-            db.session.commit()
             log.warning("reminder %s not sent: %s", row.id, row.error)
             return Outcome(failed=1)
+        batch.sent += batch.made
         row.status, row.sent_at = ReminderStatus.sent, now
         row.next_attempt_at, row.error = None, None
-        db.session.commit()
         return Outcome(sent=1)
+
+
+def _forget(made: list[UploadLink]) -> None:
+    for link in made:
+        db.session.expunge(link)  # pending, never written
+    made.clear()
 
 
 def _smtp_error(exc: BaseException) -> str:
@@ -199,17 +346,18 @@ def retry(now: datetime | None = None) -> Outcome:
     """Try again every reminder due for it; each row is taken by one retrier only."""
     at = now or utcnow()
     outcome = Outcome()
-    for reminder_id in due_for_retry(at):
-        row = _take(reminder_id, at)
-        if row is None:
-            outcome.skipped += 1
-            continue
-        if row.attempts >= MAX_ATTEMPTS:  # a dead sender used the last chance: give up
-            row.status, row.next_attempt_at = ReminderStatus.failed, None
-            db.session.commit()
-            outcome.failed += 1
-            continue
-        outcome.add(deliver(row, at))
+    with mail.Outbox() as outbox:
+        for reminder_id in due_for_retry(at):
+            row = _take(reminder_id, at)
+            if row is None:
+                outcome.skipped += 1
+                continue
+            if row.attempts >= MAX_ATTEMPTS:  # a dead sender used the last chance: give up
+                row.status, row.next_attempt_at = ReminderStatus.failed, None
+                db.session.commit()
+                outcome.failed += 1
+                continue
+            outcome.add(deliver(row, at, outbox))
     return outcome
 
 
@@ -262,10 +410,9 @@ def compose(row: Reminder, now: datetime) -> Message:
 
 
 def _case_of(row: Reminder) -> Case:
-    case = db.session.scalars(
-        select(Case).where(Case.org_id == row.org_id, Case.id == row.case_id)
-    ).one_or_none()
-    if case is None:
+    # From the session when the batch loaded it (a retry loads it here).
+    case = db.session.get(Case, row.case_id) if row.case_id is not None else None
+    if case is None or case.org_id != row.org_id:
         raise Obsolete("case gone")
     return case
 
@@ -317,24 +464,24 @@ def fresh_link_url(client: Client, case: Case, now: datetime) -> str | None:
 
     Links are stored hashed, so an existing link cannot be put in an e-mail again. The new one
     has the same reach (all his cases, or this case), the same birth-date check, and ends when
-    the active one ends (at least one day): a reminder never widens or lengthens access.
+    the active one ends (at least one day): a reminder never widens or lengthens access. It is
+    written with the batch, and only if the e-mail leaves (see `deliver_many`).
     """
-    active = db.session.scalars(
-        select(UploadLink)
-        .where(
-            UploadLink.org_id == client.org_id,
-            UploadLink.client_id == client.id,
-            UploadLink.revoked_at.is_(None),
-            UploadLink.expires_at > now,
-            or_(UploadLink.case_id.is_(None), UploadLink.case_id == case.id),
-        )
-        .order_by(UploadLink.expires_at.desc(), UploadLink.id.desc())
-        .limit(1)
-    ).one_or_none()
+    batch = _batch.get()
+    if batch is None:  # composed outside a batch: the links come from here
+        batch = _active_links([case], now)
+    active = next(
+        (
+            link
+            for link in batch.active.get(client.id, [])
+            if link.case_id is None or link.case_id == case.id
+        ),
+        None,
+    )
     if active is None:
         return None
     days = max(1, min(links.MAX_DAYS, (active.expires_at - now).days))
-    _link, token = links.create_link(
+    link, token = links.new_link(
         client,
         ACTOR,
         case=case if active.case_id is not None else None,
@@ -342,6 +489,11 @@ def fresh_link_url(client: Client, case: Case, now: datetime) -> str | None:
         verify_birth_date=active.verify_birth_date,
         now=now,
     )
+    if _batch.get() is None:
+        db.session.flush()
+        links.journal_created(link)
+    else:
+        batch.made.append(link)
     return links.link_url(token)
 
 
