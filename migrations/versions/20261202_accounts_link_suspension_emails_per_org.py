@@ -7,7 +7,7 @@ A staff e-mail address is unique within an organisation, no longer across them: 
 address used elsewhere must not reveal it; the person gets one account per organisation.
 
 Revision ID: 0008_accounts
-Revises: 0007
+Revises: 0008_rules_periods
 Create Date: 2026-12-02 18:20:00.000000
 """
 

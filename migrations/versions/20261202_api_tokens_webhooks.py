@@ -4,7 +4,7 @@ Organisation API tokens (stored as a SHA-256), the webhook URLs admins register 
 delivery of an event to a URL, written in the event's own transaction (portal/api/).
 
 Revision ID: 0009_api
-Revises: 0008_accounts
+Revises: 0009_journey_app
 Create Date: 2026-12-02 18:50:00.000000
 """
 

@@ -1,7 +1,7 @@
 """Official forms: clients.birth_place, and official_forms (newer versions admins upload)
 
 Revision ID: 0009_forms
-Revises: 0008_rules_periods
+Revises: 0008_rules_catalog
 Create Date: 2026-12-02 19:10:00.000000
 """
 

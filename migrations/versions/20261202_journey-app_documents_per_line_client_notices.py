@@ -8,7 +8,7 @@ The client is told when a file is refused or his pack is shared (reminder kind c
 grouped: the notice waits a few minutes in the new status `scheduled`.
 
 Revision ID: 0009_journey_app
-Revises: 0008_accounts
+Revises: 0009_forms
 Create Date: 2026-12-02 19:10:00.000000
 """
 

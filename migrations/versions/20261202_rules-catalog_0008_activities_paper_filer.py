@@ -8,7 +8,7 @@ marks those who file their income-tax return on paper (earlier deadline, paper g
 The downgrade keeps the first category of each list (the others cannot fit one column).
 
 Revision ID: 0008_rules_catalog
-Revises: 0007
+Revises: 0008_accounts
 Create Date: 2026-12-02 18:20:00.000000
 """
 

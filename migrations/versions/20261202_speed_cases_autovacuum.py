@@ -9,15 +9,15 @@ case of the organisation. A fixed threshold keeps the map fresh whatever the his
 dashboard's cost follows the active cases. Each run only reads the pages that changed.
 PostgreSQL only (SQLite has no autovacuum).
 
-Revision ID: 0008_speed
-Revises: 0007
+Revision ID: 0010_speed
+Revises: 0009_api
 Create Date: 2026-12-02 18:30:00.000000
 """
 
 from alembic import op
 
 
-revision = "0008_speed"
+revision = "0010_speed"
 down_revision = "0009_api"
 branch_labels = None
 depends_on = None
