@@ -264,13 +264,13 @@ def test_history_and_journal_speak_french_and_thumbnails_are_journaled_once(
     link, _token = links.create_link(case.client, agent.ref)
     review_item(
         case,
-        _item(case, "ca_bnc"),
+        _item(case, "numero_immatriculation"),
         ItemStatus.rejected,
         agent.ref,
         expected_version=None,
         reason="?",
     )
-    links.cannot_provide(_item(case, "livre_recettes"), "Je n'ai pas de livre", link.ref)
+    links.cannot_provide(_item(case, "carte_grise"), "Je n'ai pas de livre", link.ref)
     db.session.commit()
     document = db.session.scalars(select(Document).where(Document.case_id == case.id)).first()
     http = login(agent)

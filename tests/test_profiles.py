@@ -361,7 +361,7 @@ def test_a_generated_case_takes_the_first_declaration_route_when_staff_say_so(
     )
     html = response.get_data(as_text=True)
     assert "Réponses enregistrées" in html and "Obtenir un numéro fiscal" in html
-    assert "Réponses changées" in html  # the case's history says who changed them
+    assert "Réponses du dossier changées" in html  # the case's history says who changed them
     db.session.expire_all()
     case = db.session.get(Case, case.id)
     items = {i.code for i in case.items}
