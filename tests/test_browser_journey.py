@@ -192,6 +192,19 @@ def test_the_whole_journey(browser, journey, app, tmp_path):
     text = " ".join(page.get_textpage().get_text_range() for page in pdf)
     pdf.close()
     assert "2351" in text.replace(" ", "").replace("\u202f", "").replace("\u00a0", "")
+    # Written for a client filing alone: the period in words, what to do, the estimate, how
+    # to log in, the last step; URSSAF takes no upload, so no paper is merged in.
+    flat = " ".join(text.replace("\u202f", " ").replace("\u00a0", " ").split())
+    for expected in (
+        "Période : juillet 2026",
+        "Ce que vous avez à faire",
+        "laissez les autres lignes vides",
+        "Ce que vous devriez payer (estimation)",
+        "Pour vous connecter",
+        "Envoyez-nous la preuve du dépôt",
+    ):
+        assert expected in flat, expected
+    assert "Document 1 sur" not in flat  # no title page: no scan merged
     phone.get_by_text("J’ai fait ma déclaration sur le site : je le dis ici").click()
     phone.get_by_label("Le numéro donné par le site").fill("URS-2026-0042")
     phone.get_by_role("button", name="C’est fait : j’ai déposé").click()
