@@ -31,10 +31,12 @@ from portal.checklists.conditions import (
 
 __all__ = [
     "CATALOG_DIR",
+    "CHECK_RULES",
     "TAGS",
     "TO_CONFIRM_TAGS",
     "Catalog",
     "CatalogError",
+    "CheckSpec",
     "DeadlineRule",
     "DocumentSpec",
     "FirstDeclaration",
@@ -106,6 +108,18 @@ DEADLINE_RULES: Mapping[str, _RuleSpec] = {
     ),
     "months_after_event": _RuleSpec(frozenset({"day"}), {"months": (True, 1, 120)}),
     "none": _RuleSpec(frozenset({"day", "year"}), {}),
+}
+
+# Checks before filing: the rule names the catalog may use (their logic is in
+# portal/cases/checks.py) and the parameters each one takes.
+CHECK_RULES: Mapping[str, tuple[str, ...]] = {
+    "not_negative": (),
+    "whole_euro": (),
+    "category_max": (),
+    "every_category": (),
+    "against_history": ("ratio", "zero_after"),
+    "micro_ceilings": ("table", "rows_by_year", "columns"),
+    "contributions_estimate": ("table", "columns"),
 }
 
 _PROCEDURE_CODE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
@@ -225,6 +239,14 @@ class Table:
         return None
 
 
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check before filing: a rule of the fixed vocabulary and its catalog parameters."""
+
+    rule: str
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Procedure:
     code: str
@@ -249,6 +271,7 @@ class Procedure:
     sources: tuple[str, ...] = ()
     first_declaration: FirstDeclaration | None = None
     activity_years: str | None = None
+    checks: tuple[CheckSpec, ...] = ()
 
     def owes_year(self, year: int, situation: Mapping[str, Any]) -> bool:
         """Whether the client owes this year's case, given when his activity started.
@@ -505,6 +528,7 @@ _PROCEDURE_OPTIONAL = (
     "upload_limit_mb",
     "first_declaration",
     "activity_years",
+    "checks",
 )
 
 
@@ -848,6 +872,65 @@ def _read_first_declaration(
     )
 
 
+def _any_mapping(r: _Reader, raw: Any, path: str) -> Mapping[Any, Any]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise r.error(path, f"expected a non-empty mapping, got {type_name(raw)}")
+    return raw
+
+
+def _read_checks(
+    r: _Reader, raw: Any, values: tuple[ValueSpec, ...], tables: Mapping[str, Table]
+) -> tuple[CheckSpec, ...]:
+    """Each check names a known rule; its table, columns and value codes must exist."""
+    value_codes = {v.code for v in values}
+    checks = []
+    for index, item in enumerate(r.list(raw, "checks")):
+        path = f"checks[{index}]"
+        m = r.mapping(item, path, ("rule",), ("params",))
+        rule = r.choice(m["rule"], f"{path}.rule", CHECK_RULES)
+        params = r.mapping(m.get("params") or {}, f"{path}.params", CHECK_RULES[rule])
+        for name in CHECK_RULES[rule]:
+            if name not in params:
+                raise r.error(f"{path}.params.{name}", "missing required field")
+        result: dict[str, Any] = {}
+        if rule == "against_history":
+            result["ratio"] = r.integer(params["ratio"], f"{path}.params.ratio", minimum=2)
+            result["zero_after"] = r.integer(
+                params["zero_after"], f"{path}.params.zero_after", minimum=1, maximum=24
+            )
+        elif rule in ("micro_ceilings", "contributions_estimate"):
+            table = tables.get(params["table"]) if "table" in params else None
+            if "table" in params:
+                if table is None:
+                    raise r.error(f"{path}.params.table", f"no table {params['table']!r}")
+                result["table"] = params["table"]
+            columns = _any_mapping(r, params["columns"], f"{path}.params.columns")
+            assert table is not None
+            if rule == "micro_ceilings":
+                for column, codes in columns.items():
+                    if column not in table.columns:
+                        raise r.error(f"{path}.params.columns.{column}", "no such table column")
+                    for code in r.list(codes, f"{path}.params.columns.{column}", nullable=False):
+                        if code not in value_codes:
+                            raise r.error(f"{path}.params.columns.{column}", f"no value {code!r}")
+                result["columns"] = MappingProxyType({k: tuple(v) for k, v in columns.items()})
+                by_year = _any_mapping(r, params["rows_by_year"], f"{path}.params.rows_by_year")
+                for year, key in by_year.items():
+                    r.integer(year, f"{path}.params.rows_by_year", minimum=2000, maximum=2100)
+                    if table.row(key) is None:
+                        raise r.error(f"{path}.params.rows_by_year", f"no row {key!r}")
+                result["rows_by_year"] = MappingProxyType(dict(by_year))
+            else:
+                for code, column in columns.items():
+                    if code not in value_codes:
+                        raise r.error(f"{path}.params.columns.{code}", "no such value")
+                    if column not in table.columns:
+                        raise r.error(f"{path}.params.columns.{code}", f"no column {column!r}")
+                result["columns"] = MappingProxyType(dict(columns))
+        checks.append(CheckSpec(rule, MappingProxyType(result)))
+    return tuple(checks)
+
+
 def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
     r = _Reader(filename)
     m = r.mapping(raw, "", _PROCEDURE_REQUIRED, _PROCEDURE_OPTIONAL)
@@ -914,6 +997,7 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
         sources=sources,
         first_declaration=_read_first_declaration(r, m.get("first_declaration"), period, deadline),
         activity_years=activity_years,
+        checks=_read_checks(r, m.get("checks"), values, tables),
     )
 
 
