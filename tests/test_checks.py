@@ -171,3 +171,35 @@ def test_check_values_command_exits_1_on_a_warning(app, org, agent):
     result = app.test_cli_runner().invoke(args=["check-values", str(case.id)])
     assert result.exit_code == 1, result.output
     assert "avertissement against_history" in result.output
+
+
+def test_case_page_lists_every_outcome(login, org, agent):
+    client = micro(org, activities=(Activity.vente, Activity.bnc))
+    case = _urssaf(client, "2026-10", agent, ca_bnc="1000")
+    db.session.commit()
+    html = login(agent).get(f"/dossiers/{case.id}").get_data(as_text=True)
+    assert "Vérifications avant de déclarer" in html
+    assert 'data-rule="every_category" data-level="blocking"' in html
+    assert (
+        "À corriger :</strong>" in html and "Il manque « Chiffre d&#39;affaires des ventes" in html
+    )
+    assert 'data-rule="not_negative" data-level="ok"' in html
+    assert "Estimation :</strong>" in html and "environ 256\u00a0€" in html
+
+
+def test_link_page_shows_what_the_client_must_look_at_and_the_estimate(app, org, agent):
+    from tests.test_links import _link, _open, _page
+
+    client = micro(org, birth_on=date(1985, 7, 14))
+    for period in ("2026-06", "2026-07", "2026-08"):
+        _urssaf(client, period, agent, ca_bnc="800")
+    case = _urssaf(client, "2026-09", agent, ca_bnc="9000")
+    _link_row, token = _link(client)
+    http = app.test_client()
+    _open(http, token)
+    html = _page(http)
+    section = html[html.index(f'data-checks="{case.id}"') :]
+    assert "À vérifier :</strong>" in section
+    assert "plus de 10 fois le montant habituel (800\u00a0€). Vous êtes sûr ?" in section
+    assert "environ 2\u202f304\u00a0€" in section  # 9 000 € × 25.6 %
+    assert 'data-level="ok"' not in html  # the client reads what needs him, not a list of ok
