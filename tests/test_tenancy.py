@@ -140,9 +140,9 @@ ID_MAKERS: dict[str, Callable[[Organisation, dict[str, Any]], Any]] = {
     "pack_id": lambda org, made: _pack(org, made).id,
 }
 # Arguments that are not row ids: routes reached by secret token, tested in their own modules,
-# and fixed path words (which view of a document).
-NOT_IDS = {"filename", "token", "how", "what"}
-FIXED = {"how": "voir", "what": "pdf"}
+# and fixed path words (which view of a document), and an interview's question number.
+NOT_IDS = {"filename", "token", "how", "what", "step"}
+FIXED = {"how": "voir", "what": "pdf", "step": 1}
 
 
 def _rules() -> list[Rule]:
@@ -168,6 +168,10 @@ def test_routes_with_ids_exist():
         "cases.case",
         "cases.item_value",
         "cases.calendar_revoke",
+        "upload.interview_step",
+        "upload.interview_answer",
+        "upload.interview_submit",
+        "upload.interview_resume",
     }
 
 

@@ -36,6 +36,7 @@ from portal.cases.forms import (
     StatusForm,
     ValueForm,
 )
+from portal.cases.interview import euros
 from portal.cases.models import CalendarFeed, Case, CaseStatus, ItemStatus
 from portal.cases.operations import (
     ITEM_STATUS_LABELS,
@@ -88,6 +89,7 @@ bp = Blueprint("cases", __name__, template_folder="templates")
 bp.add_app_template_filter(period_words, "period_words")
 # The checks before filing, for the case page and the client's link page (one partial).
 bp.add_app_template_global(run_checks, "case_checks")
+bp.add_app_template_filter(euros, "euros")
 
 
 def today() -> date:
@@ -216,7 +218,7 @@ def open_for_client(client_id: int) -> str | Response:
         form.period.data = period.label if period else ""
         form.assigned_user.data = str(client.assigned_user_id or "")
     if form.validate_on_submit() and chosen is not None:
-        answers = {q.code: request.form.get(f"q_{q.code}", "") for q in chosen.questions}
+        answers = {q.code: request.form.get(f"q_{q.code}", "") for q in chosen.opening_questions}
         try:
             case = open_case(
                 client,
@@ -392,7 +394,7 @@ def case_answers(case_id: int) -> Response:
     if not form.validate_on_submit():
         return _invalid_form(case)
     procedure = procedure_of(case)
-    raw = {q.code: request.form.get(f"q_{q.code}", "") for q in procedure.questions}
+    raw = {q.code: request.form.get(f"q_{q.code}", "") for q in procedure.opening_questions}
     try:
         change_answers(
             case, raw, current_user.ref, today=today(), expected_version=int(form.version.data)

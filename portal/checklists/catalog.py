@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from portal.checklists.conditions import (
+    ACTIVITY_CODES,
     ANSWERS_PREFIX,
     CatalogError,
     Condition,
@@ -42,6 +43,7 @@ __all__ = [
     "FirstDeclaration",
     "Penalty",
     "Procedure",
+    "Produces",
     "Question",
     "Step",
     "Table",
@@ -161,6 +163,24 @@ class FirstDeclaration(Tagged):
     note: str | None = None
 
 
+# How an interview question's list becomes a value (portal/cases/interview.py applies them).
+DERIVATIONS = ("sum", "round_euro")
+QUESTION_KINDS = ("choice", "list")
+# "opening": asked by staff when the case is opened; "interview": asked one per screen to the
+# client (link page) or with him (case page), conditions on earlier answers applied.
+ASKED = ("opening", "interview")
+
+
+@dataclass(frozen=True)
+class Produces:
+    """A value an interview answer fills: ``derive`` steps applied to the list's amounts,
+    only those of ``category`` when one is named (one value per activity category)."""
+
+    value: str
+    derive: tuple[str, ...]
+    category: str | None = None
+
+
 @dataclass(frozen=True)
 class Question:
     code: str
@@ -169,6 +189,12 @@ class Question:
     # The answer a case opened without one gets (the recurring generator asks nobody);
     # None: the question must be answered when the case is opened.
     default: str | None = None
+    kind: str = "choice"
+    asked: str = "opening"
+    help: str | None = None
+    example: str | None = None
+    condition: Condition | None = None
+    produces: tuple[Produces, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -334,6 +360,16 @@ class Procedure:
             and nested.get(q.code) is None
         }
         return {**situation, **defaults} if defaults else situation
+
+    @property
+    def opening_questions(self) -> tuple[Question, ...]:
+        """The questions staff answer when the case is opened (and may correct)."""
+        return tuple(q for q in self.questions if q.asked == "opening")
+
+    @property
+    def interview_questions(self) -> tuple[Question, ...]:
+        """The questions asked one per screen, in file order (conditions apply)."""
+        return tuple(q for q in self.questions if q.asked == "interview")
 
     def question(self, code: str) -> Question:
         for question in self.questions:
@@ -534,27 +570,74 @@ _PROCEDURE_OPTIONAL = (
 
 def _read_questions(r: _Reader, raw: Any) -> tuple[Question, ...]:
     questions = []
-    seen: set[str] = set()
+    seen: dict[str, frozenset[str]] = {}
     for index, item in enumerate(r.list(raw, "questions")):
         path = f"questions[{index}]"
-        m = r.mapping(item, path, ("code", "label", "choices"), ("default",))
+        m = r.mapping(
+            item,
+            path,
+            ("code", "label"),
+            ("choices", "default", "kind", "asked", "help", "example", "condition", "produces"),
+        )
         code = r.code(m["code"], f"{path}.code")
         if code in seen:
             raise r.error(f"{path}.code", f"duplicate question code {code!r}")
-        seen.add(code)
-        choices = r.string_map(m["choices"], f"{path}.choices")
+        kind = r.choice(m.get("kind", "choice"), f"{path}.kind", QUESTION_KINDS)
+        asked = r.choice(m.get("asked", "opening"), f"{path}.asked", ASKED)
+        choices: Mapping[str, str] = MappingProxyType({})
+        if kind == "choice":
+            if "choices" not in m:
+                raise r.error(f"{path}.choices", "missing required field")
+            choices = r.string_map(m["choices"], f"{path}.choices")
+        elif "choices" in m:
+            raise r.error(f"{path}.choices", f"a {kind} question has no choices")
+        if kind == "list" and asked != "interview":
+            raise r.error(f"{path}.asked", "a list question is asked in the interview")
         default = m.get("default")
         if default is not None:
             default = r.choice(default, f"{path}.default", choices)
+        # An interview question's condition reads the client and the questions before it.
+        condition = r.condition(m.get("condition"), f"{path}.condition", dict(seen))
+        if condition is not None and asked != "interview":
+            raise r.error(f"{path}.condition", "only interview questions have a condition")
+        produces = tuple(
+            _read_produces(r, p, f"{path}.produces[{i}]")
+            for i, p in enumerate(r.list(m.get("produces"), f"{path}.produces"))
+        )
+        if kind == "list" and not produces:
+            raise r.error(f"{path}.produces", "a list question produces at least one value")
+        if kind == "choice" and produces:
+            raise r.error(f"{path}.produces", "only a list question produces values")
+        seen[code] = frozenset(choices)
         questions.append(
             Question(
                 code=code,
                 label=r.required_text(m["label"], f"{path}.label"),
                 choices=choices,
                 default=default,
+                kind=kind,
+                asked=asked,
+                help=r.text(m.get("help"), f"{path}.help", nullable=True),
+                example=r.text(m.get("example"), f"{path}.example", nullable=True),
+                condition=condition,
+                produces=produces,
             )
         )
     return tuple(questions)
+
+
+def _read_produces(r: _Reader, raw: Any, path: str) -> Produces:
+    m = r.mapping(raw, path, ("value", "derive"), ("category",))
+    derive = tuple(
+        r.choice(step, f"{path}.derive[{i}]", DERIVATIONS)
+        for i, step in enumerate(r.list(m["derive"], f"{path}.derive", nullable=False))
+    )
+    if not derive:
+        raise r.error(f"{path}.derive", "empty list")
+    category = m.get("category")
+    if category is not None:
+        category = r.choice(category, f"{path}.category", sorted(ACTIVITY_CODES))
+    return Produces(r.code(m["value"], f"{path}.value"), derive, category)
 
 
 def _read_validation(r: _Reader, raw: Any, path: str, kind: str) -> Mapping[str, Any]:
@@ -961,6 +1044,13 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
     if not sources:
         raise r.error("sources", "empty list (every procedure names its sources)")
     deadline = _read_deadline(r, m["deadline"], period, tables)
+    value_codes = {v.code for v in values}
+    for index, question in enumerate(questions):
+        for p_index, produced in enumerate(question.produces):
+            if produced.value not in value_codes:
+                raise r.error(
+                    f"questions[{index}].produces[{p_index}].value", f"no value {produced.value!r}"
+                )
     for index, value in enumerate(values):
         if value.month_offset is not None and period != "month":
             raise r.error(f"values[{index}].month_offset", "only for monthly periods")
