@@ -143,3 +143,29 @@ def test_catalog_refuses_a_derivation_outside_the_vocabulary(tmp_path):
         assert "questions[1].produces[0].derive[0]: unknown value 'avg'" in str(exc)
     else:
         raise AssertionError("the catalog loaded")
+
+
+def test_staff_prepare_with_the_client_from_the_case_page(login, org, agent):
+    _client, case = _setup(org, agent, activities=(Activity.bnc,))
+    db.session.commit()
+    http = login(agent)
+    page = http.get(f"/dossiers/{case.id}").get_data(as_text=True)
+    assert "Préparer avec l'usager" in page and f'href="/dossiers/{case.id}/preparer"' in page
+    base = f"/dossiers/{case.id}/preparer"
+    assert http.get(base).headers["Location"].endswith(f"{base}/1")
+    html = http.get(f"{base}/1").get_data(as_text=True)
+    assert "question 1 sur 2" in html
+    form = f"/dossiers/{case.id}"
+    assert http.post_form(f"{base}/1", {"reponse": "oui"}, page=form).status_code == 303
+    response = http.post_form(f"{base}/2", {"montant": "80,20", "action": "ajouter"}, page=form)
+    assert response.status_code == 303
+    html = http.get(f"{base}/2").get_data(as_text=True)
+    assert "question 2 sur 2" in html and "80,20\u00a0€" in html
+    assert "Pour quelle activité ?" not in html  # one activity: no category asked
+    assert http.post_form(f"{base}/2", {"action": "suivant"}, page=form).status_code == 303
+    assert "80\u00a0€" in http.get(f"{base}/0").get_data(as_text=True)
+    response = http.post_form(f"{base}/envoyer", {}, page=form)
+    assert response.headers["Location"].endswith(f"/dossiers/{case.id}")
+    db.session.refresh(case)
+    item = _item(case, "ca_bnc")
+    assert (item.value, item.status, item.updated_by) == ("80", ItemStatus.accepted, agent.ref)

@@ -172,6 +172,9 @@ def test_routes_with_ids_exist():
         "upload.interview_answer",
         "upload.interview_submit",
         "upload.interview_resume",
+        "cases.prepare_step",
+        "cases.prepare_answer",
+        "cases.prepare_submit",
     }
 
 

@@ -26,7 +26,7 @@ from wtforms.fields import SelectChoice
 from portal.accounts.forms import ActionForm
 from portal.accounts.models import Organisation, Role, User
 from portal.accounts.views import require
-from portal.cases import feeds
+from portal.cases import feeds, interview
 from portal.cases.checks import run_checks
 from portal.cases.forms import (
     AnswersForm,
@@ -73,6 +73,7 @@ from portal.checklists.catalog import catalog
 from portal.checklists.values import display_value
 from portal.clients.models import Client
 from portal.db import db, utcnow
+from portal.documents import interview_views
 from portal.documents.forms import DocumentReviewForm, FilingForm, UploadForm
 from portal.documents.operations import REFUSAL_LABELS
 from portal.documents.queries import case_documents, to_review_count
@@ -90,6 +91,7 @@ bp.add_app_template_filter(period_words, "period_words")
 # The checks before filing, for the case page and the client's link page (one partial).
 bp.add_app_template_global(run_checks, "case_checks")
 bp.add_app_template_filter(euros, "euros")
+_BASE = "base.html"  # the interview's screens, inside the staff pages
 
 
 def today() -> date:
@@ -548,3 +550,56 @@ def feed_ics(token: str) -> Response:
     response = Response(body, mimetype="text/calendar")
     response.headers["Content-Disposition"] = 'inline; filename="pochette.ics"'
     return response
+
+
+# --- "Préparer avec l'usager": the client's interview, run by staff beside him -----------------
+
+
+def _interview_case(case_id: int) -> Case:
+    case = get_or_404(Case, case_id)
+    if not case.active or not procedure_of(case).interview_questions:
+        abort(404)
+    return case
+
+
+def _interview_urls(case: Case) -> dict[str, Any]:
+    return {
+        "step": lambda n: url_for("cases.prepare_step", case_id=case.id, step=n),
+        "review": url_for("cases.prepare_step", case_id=case.id, step=0),
+        "submit": url_for("cases.prepare_submit", case_id=case.id),
+        "back_to": url_for("cases.case", case_id=case.id),
+    }
+
+
+@bp.get("/dossiers/<int:case_id>/preparer")
+@login_required
+def prepare(case_id: int) -> Response:
+    case = _interview_case(case_id)
+    return redirect(url_for("cases.prepare_step", case_id=case.id, step=interview.resume_at(case)))
+
+
+@bp.get("/dossiers/<int:case_id>/preparer/<int:step>")
+@login_required
+def prepare_step(case_id: int, step: int) -> Any:
+    case = _interview_case(case_id)
+    return interview_views.render_step(case, step, _interview_urls(case), base_template=_BASE)
+
+
+@bp.post("/dossiers/<int:case_id>/preparer/<int:step>")
+@login_required
+def prepare_answer(case_id: int, step: int) -> Any:
+    case = _interview_case(case_id)
+    require(Role.agent)
+    return interview_views.handle_step(
+        case, step, current_user.ref, _interview_urls(case), by_staff=True, base_template=_BASE
+    )
+
+
+@bp.post("/dossiers/<int:case_id>/preparer/envoyer")
+@login_required
+def prepare_submit(case_id: int) -> Any:
+    case = _interview_case(case_id)
+    require(Role.agent)
+    return interview_views.handle_submit(
+        case, current_user.ref, _interview_urls(case), by_staff=True, base_template=_BASE
+    )
