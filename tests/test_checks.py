@@ -203,3 +203,24 @@ def test_link_page_shows_what_the_client_must_look_at_and_the_estimate(app, org,
     assert "plus de 10 fois le montant habituel (800\u00a0€). Vous êtes sûr ?" in section
     assert "environ 2\u202f304\u00a0€" in section  # 9 000 € × 25.6 %
     assert 'data-level="ok"' not in html  # the client reads what needs him, not a list of ok
+
+
+def test_pack_cover_says_when_a_blocking_check_stands(org, agent, tmp_path):
+    from portal.packs.content import gather
+    from portal.packs.rendering import render_sections
+    from tests.test_packs_pdf import _flat, _texts
+
+    client = micro(org, activities=(Activity.vente, Activity.bnc))
+    case = _urssaf(client, "2026-10", agent, ca_bnc="1000")
+    sections = tmp_path / "sections.pdf"
+    sections.write_bytes(render_sections(gather(case, today=TODAY)))
+    cover = _flat(_texts(sections)[0])
+    assert "Attention : une vérification bloquante n'est pas résolue." in cover
+    assert "Il manque « Chiffre d'affaires des ventes" in cover
+    assert "Estimation des cotisations à payer : environ 256" in cover
+
+    set_value(case, _item(case, "ca_vente"), "0", agent.ref, expected_version=None)
+    sections.write_bytes(render_sections(gather(case, today=TODAY)))
+    cover = _flat(_texts(sections)[0])
+    assert "vérification bloquante" not in cover
+    assert "environ 256" in cover  # the estimate stays, marked as one

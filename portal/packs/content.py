@@ -20,6 +20,7 @@ from flask_babel import ngettext
 from sqlalchemy import select
 
 from portal.accounts.models import Organisation
+from portal.cases.checks import run_checks
 from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
 from portal.cases.operations import case_situation, procedure_of, specs_of
 from portal.cases.periods import period_words
@@ -137,6 +138,13 @@ class PackContent:
     watermark: str | None  # the text stamped on every page, when the organisation wants it
     # Upload-set files that could not be brought under the portal's size limit.
     too_big: tuple[dict[str, Any], ...] = field(default=())
+    # The checks before filing that stand (level, French message): warnings, blocking ones and
+    # the estimate; the cover says when a blocking one stands (portal/cases/checks.py).
+    checks: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def blocking(self) -> bool:
+        return any(level == "blocking" for level, _message in self.checks)
 
     @property
     def title(self) -> str:
@@ -299,6 +307,7 @@ def gather(case: Case, *, today: date, missing: list[str] | None = None) -> Pack
         items=groups,
         missing=tuple(missing or ()),
         watermark=watermark_text(procedure.platform, today) if watermark_on(org) else None,
+        checks=tuple((o.level, o.message) for o in run_checks(case) if o.level != "ok"),
     )
 
 
