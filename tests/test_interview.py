@@ -11,24 +11,17 @@ from portal.cases import interview
 from portal.cases.models import ItemStatus
 from portal.cases.operations import change_answers, open_case
 from portal.checklists.catalog import CatalogError, load_catalog
-from portal.clients.models import Activity, ClientKind, Periodicity
+from portal.clients.models import Activity
 from portal.clients.operations import record_consent
 from portal.db import db
 from portal.documents.links import create_link
-from tests import factories
+from tests.test_checks import micro
 
 TODAY = date(2026, 11, 27)
 
 
 def _setup(org, agent, activities=(Activity.vente, Activity.bnc)):
-    client = factories.ClientFactory(
-        org=org,
-        kind=ClientKind.micro_entrepreneur,
-        activities=activities,
-        periodicity=Periodicity.monthly,
-        first_name="Inès",
-        last_name="Martin",
-    )
+    client = micro(org, activities=activities)
     record_consent(client, "user:0", "2026-11")
     case = open_case(client, "urssaf-ca", agent.ref, today=TODAY, period_label="2026-10")
     db.session.flush()
