@@ -224,3 +224,15 @@ def test_pack_cover_says_when_a_blocking_check_stands(org, agent, tmp_path):
     cover = _flat(_texts(sections)[0])
     assert "vérification bloquante" not in cover
     assert "environ 256" in cover  # the estimate stays, marked as one
+
+
+def test_versement_liberatoire_estimate_for_a_client_who_chose_it(org, agent):
+    client = micro(org, activities=(Activity.vente, Activity.bnc), versement_liberatoire=True)
+    case = _urssaf(client, "2026-10", agent, ca_bnc="1000", ca_vente="500")
+    (estimate,) = _by_rule(run_checks(case))["liberatoire_estimate"]
+    # 1 000 € × 2.2 % + 500 € × 1 % = 27 €.
+    assert estimate.level == "estimate"
+    assert "versement libératoire de l'impôt : environ 27\u00a0€" in estimate.message
+    client.versement_liberatoire = False
+    (none,) = _by_rule(run_checks(case))["liberatoire_estimate"]
+    assert none.level == "ok"

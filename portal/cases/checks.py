@@ -327,6 +327,31 @@ def contributions_estimate(ctx: _Context, spec: CheckSpec) -> list[CheckOutcome]
     ]
 
 
+def liberatoire_estimate(ctx: _Context, spec: CheckSpec) -> list[CheckOutcome]:
+    """The income tax paid with the contributions, for a client who chose the versement
+    libératoire: each amount times its category's rate; always said to be an estimate."""
+    if not ctx.case.client.versement_liberatoire:
+        return [CheckOutcome(spec.rule, OK, _("Pas de versement libératoire de l'impôt."))]
+    table = ctx.procedure.tables[spec.params["table"]]
+    total = Decimal(0)
+    for code, key in spec.params["rows"].items():
+        row = table.row(key)
+        rate = row[spec.params["column"]] if row is not None else None
+        if code in ctx.amounts and rate is not None:
+            total += ctx.amounts[code] * Decimal(str(rate)) / 100
+    return [
+        CheckOutcome(
+            spec.rule,
+            ESTIMATE,
+            _(
+                "Estimation du versement libératoire de l'impôt : environ %(amount)s, à payer "
+                "avec les cotisations. C'est une estimation.",
+                amount=_euros(total),
+            ),
+        )
+    ]
+
+
 RULES: Mapping[str, Callable[[_Context, CheckSpec], list[CheckOutcome]]] = {
     "not_negative": not_negative,
     "whole_euro": whole_euro,
@@ -335,6 +360,7 @@ RULES: Mapping[str, Callable[[_Context, CheckSpec], list[CheckOutcome]]] = {
     "against_history": against_history,
     "micro_ceilings": micro_ceilings,
     "contributions_estimate": contributions_estimate,
+    "liberatoire_estimate": liberatoire_estimate,
 }
 
 

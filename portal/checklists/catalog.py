@@ -122,6 +122,7 @@ CHECK_RULES: Mapping[str, tuple[str, ...]] = {
     "against_history": ("ratio", "zero_after"),
     "micro_ceilings": ("table", "rows_by_year", "columns"),
     "contributions_estimate": ("table", "columns"),
+    "liberatoire_estimate": ("table", "column", "rows"),
 }
 
 _PROCEDURE_CODE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
@@ -980,6 +981,21 @@ def _read_checks(
             result["ratio"] = r.integer(params["ratio"], f"{path}.params.ratio", minimum=2)
             result["zero_after"] = r.integer(
                 params["zero_after"], f"{path}.params.zero_after", minimum=1, maximum=24
+            )
+        elif rule == "liberatoire_estimate":
+            table = tables.get(params["table"])
+            if table is None:
+                raise r.error(f"{path}.params.table", f"no table {params['table']!r}")
+            if params["column"] not in table.columns:
+                raise r.error(f"{path}.params.column", f"no column {params['column']!r}")
+            rows = _any_mapping(r, params["rows"], f"{path}.params.rows")
+            for code, key in rows.items():
+                if code not in value_codes:
+                    raise r.error(f"{path}.params.rows.{code}", "no such value")
+                if table.row(key) is None:
+                    raise r.error(f"{path}.params.rows.{code}", f"no row {key!r}")
+            result.update(
+                table=params["table"], column=params["column"], rows=MappingProxyType(dict(rows))
             )
         elif rule in ("micro_ceilings", "contributions_estimate"):
             table = tables.get(params["table"]) if "table" in params else None
