@@ -162,3 +162,7 @@ def test_staff_prepare_with_the_client_from_the_case_page(login, org, agent):
     db.session.refresh(case)
     item = _item(case, "ca_bnc")
     assert (item.value, item.status, item.updated_by) == ("80", ItemStatus.accepted, agent.ref)
+    page = http.get(f"/dossiers/{case.id}").get_data(as_text=True)
+    answers = page[page.index("Réponses aux questions") :]
+    assert "Oui, j&#39;ai reçu au moins un paiement" in answers
+    assert "80,20\u00a0€ — Profession libérale (BNC" in answers

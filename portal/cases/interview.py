@@ -199,6 +199,12 @@ def derived_values(case: Case) -> list[Derived]:
     return found
 
 
+def answered(case: Case) -> list[tuple[Question, Any]]:
+    """The interview's answers so far, for staff on the case page (choice or list)."""
+    answers = case.answers or {}
+    return [(q, answers[q.code]) for q in steps(case) if q.code in answers]
+
+
 def complete(case: Case, actor: str, *, by_staff: bool) -> list[Derived]:
     """Write the worked-out values on the checklist (each journaled as a value change)."""
     if resume_at(case) <= len(steps(case)):

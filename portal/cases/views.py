@@ -71,6 +71,7 @@ from portal.cases.queries import (
 )
 from portal.checklists.catalog import catalog
 from portal.checklists.values import display_value
+from portal.clients.forms import ACTIVITY_LABELS
 from portal.clients.models import Client
 from portal.db import db, utcnow
 from portal.documents import interview_views
@@ -305,6 +306,8 @@ def case(case_id: int) -> str:
         status_form=status_form,
         value_form=ValueForm(version=case.version),
         review_form=ReviewForm(version=case.version),
+        interview_answers=interview.answered(case),
+        activity_labels=ACTIVITY_LABELS,
         upload_form=UploadForm(),
         document_review_form=DocumentReviewForm(),
         filing_form=FilingForm(),
