@@ -166,3 +166,33 @@ def test_staff_prepare_with_the_client_from_the_case_page(login, org, agent):
     answers = page[page.index("Réponses aux questions") :]
     assert "Oui, j&#39;ai reçu au moins un paiement" in answers
     assert "80,20\u00a0€ — Profession libérale (BNC" in answers
+
+
+def test_review_shows_a_warning_on_the_worked_out_value_and_the_client_corrects_it(app, org, agent):
+    from tests.test_checks import _urssaf
+
+    client = micro(org, activities=(Activity.bnc,))
+    record_consent(client, "user:0", "2026-11")
+    for period in ("2026-07", "2026-08", "2026-09"):
+        _urssaf(client, period, agent, ca_bnc="800")
+    case = open_case(client, "urssaf-ca", agent.ref, today=TODAY, period_label="2026-10")
+    db.session.flush()
+    http = _public(app, client)
+    base = f"/depot/dossiers/{case.id}/questions"
+    _post(http, f"{base}/1", {"reponse": "oui"})
+    _post(http, f"{base}/2", {"montant": "9 000", "action": "ajouter"})  # meant 900
+    _post(http, f"{base}/2", {"action": "suivant"})
+    review = http.get(f"{base}/0").get_data(as_text=True)
+    assert "À vérifier :</strong>" in review
+    assert "plus de 10 fois le montant habituel (800\u00a0€). Vous êtes sûr ?" in review
+    assert _item(case, "ca_bnc").value is None  # nothing written before "Envoyer"
+
+    # "modifier": back to the list, the wrong payment removed, the right one added.
+    _post(http, f"{base}/2", {"action": "supprimer-0"})
+    _post(http, f"{base}/2", {"montant": "900", "action": "ajouter"})
+    _post(http, f"{base}/2", {"action": "suivant"})
+    review = http.get(f"{base}/0").get_data(as_text=True)
+    assert "Vous êtes sûr ?" not in review and "900\u00a0€" in review
+    _post(http, f"/depot/dossiers/{case.id}/envoyer", {})
+    db.session.refresh(case)
+    assert _item(case, "ca_bnc").value == "900"

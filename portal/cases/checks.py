@@ -75,16 +75,21 @@ def _amounts_of(items: Iterable[ChecklistItem], specs: Mapping[str, ValueSpec]) 
     return amounts
 
 
-def _context(case: Case) -> _Context:
+def _context(case: Case, proposed: Mapping[str, str] | None = None) -> _Context:
     procedure = catalog().get(case.procedure_code)
     specs = {v.code: v for v in procedure.values}
     on_case = {i.code: i for i in case.items if i.kind == ItemKind.value}
     specs = {code: spec for code, spec in specs.items() if code in on_case}
+    amounts = _amounts_of(on_case.values(), specs)
+    for code, raw in (proposed or {}).items():
+        number = _amount(raw)
+        if code in specs and number is not None:
+            amounts[code] = number
     return _Context(
         case=case,
         procedure=procedure,
         specs=specs,
-        amounts=_amounts_of(on_case.values(), specs),
+        amounts=amounts,
         labels={code: item.label for code, item in on_case.items()},
     )
 
@@ -367,9 +372,12 @@ RULES: Mapping[str, Callable[[_Context, CheckSpec], list[CheckOutcome]]] = {
 # --- entry points ----------------------------------------------------------------------------
 
 
-def run_checks(case: Case) -> list[CheckOutcome]:
-    """Every check the case's procedure lists, in catalog order (empty when it lists none)."""
-    ctx = _context(case)
+def run_checks(case: Case, proposed: Mapping[str, str] | None = None) -> list[CheckOutcome]:
+    """Every check the case's procedure lists, in catalog order (empty when it lists none).
+
+    ``proposed``: values not stored yet (the interview's review screen), by value code.
+    """
+    ctx = _context(case, proposed)
     outcomes: list[CheckOutcome] = []
     for spec in ctx.procedure.checks:
         outcomes.extend(RULES[spec.rule](ctx, spec))

@@ -75,10 +75,12 @@ def render_step(
         "activity_labels": ACTIVITY_LABELS,
     }
     if step == 0 or step == len(questions) + 1:
+        values = interview.derived_values(case)
         return render_template(
             "cases/interview/review.html",
             org=_org(),
-            values=interview.derived_values(case),
+            values=values,
+            values_by_code={v.code: v.value for v in values},
             questions=questions,
             complete=interview.resume_at(case) > len(questions),
             **common,
