@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
+import pytest
 from sqlalchemy import select
 
 from portal.audit import AuditEvent
@@ -196,3 +198,38 @@ def test_review_shows_a_warning_on_the_worked_out_value_and_the_client_corrects_
     _post(http, f"/depot/dossiers/{case.id}/envoyer", {})
     db.session.refresh(case)
     assert _item(case, "ca_bnc").value == "900"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "    kind: list\n",
+            "    kind: list\n    choices: {a: A}\n",
+            "questions[1].choices: a list question has no choices",
+        ),
+        (
+            "{value: ca_vente, derive",
+            "{value: ca_ventes, derive",
+            "questions[1].produces[0].value: no value 'ca_ventes'",
+        ),
+        (
+            "    condition: {field: answers.a_encaisse, equals: oui}\n",
+            "    condition: {field: answers.encaissements, is_set: true}\n",
+            "no question 'encaissements'",  # a condition reads earlier questions only
+        ),
+        (
+            "{value: ca_bnc, derive: [sum, round_euro], category: bnc}",
+            "{value: ca_bnc, derive: [sum, round_euro], category: liberal}",
+            "questions[1].produces[2].category: unknown value 'liberal'",
+        ),
+    ],
+)
+def test_catalog_refuses_a_broken_interview(tmp_path, old, new, message):
+    from portal.checklists.catalog import CATALOG_DIR
+
+    text = (CATALOG_DIR / "urssaf-ca.yaml").read_text(encoding="utf-8")
+    assert old in text
+    (tmp_path / "urssaf-ca.yaml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(CatalogError, match=re.escape(message)):
+        load_catalog(tmp_path)
