@@ -82,6 +82,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from portal.api.views import bp as api_bp
     from portal.cases.views import bp as cases_bp
     from portal.clients.views import bp as clients_bp
+    from portal.documents import interview_views as _interview  # noqa: F401 (adds its routes)
     from portal.documents.link_views import bp as links_bp
     from portal.documents.public import bp as upload_bp
     from portal.documents.views import bp as documents_bp

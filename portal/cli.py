@@ -180,6 +180,7 @@ def tick_command() -> None:
 
 def init_app(app: Flask) -> None:
     from portal.cases.commands import (
+        check_values_command,
         create_cases_command,
         due_date_command,
         plan_client_command,
@@ -205,5 +206,6 @@ def init_app(app: Flask) -> None:
         build_pack_command,
         tick_command,
         fill_form_command,
+        check_values_command,
     ):
         app.cli.add_command(command)

@@ -167,9 +167,9 @@ ID_MAKERS: dict[str, Callable[[Organisation, dict[str, Any]], Any]] = {
     "delivery_id": lambda org, made: _delivery(org, made).id,
 }
 # Arguments that are not row ids: routes reached by secret token, tested in their own modules,
-# and fixed path words (which view of a document).
-NOT_IDS = {"filename", "token", "how", "what", "code"}
-FIXED = {"how": "voir", "what": "pdf", "code": "cerfa-12100-03"}
+# and fixed path words (which view of a document, which form), and an interview's question number.
+NOT_IDS = {"filename", "token", "how", "what", "code", "step"}
+FIXED = {"how": "voir", "what": "pdf", "code": "cerfa-12100-03", "step": 1}
 
 
 def _rules() -> list[Rule]:
@@ -195,6 +195,13 @@ def test_routes_with_ids_exist():
         "cases.case",
         "cases.item_value",
         "cases.calendar_revoke",
+        "upload.interview_step",
+        "upload.interview_answer",
+        "upload.interview_submit",
+        "upload.interview_resume",
+        "cases.prepare_step",
+        "cases.prepare_answer",
+        "cases.prepare_submit",
     }
 
 

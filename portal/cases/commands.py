@@ -288,3 +288,39 @@ def create_cases_command(today_: str | None, horizon: int, dry_run: bool) -> Non
     for client_id, code, label, reason in report.retired:
         click.echo(f"{cancel} client:{client_id} {code} {label}: {reason}")
     click.echo(f"{len(report.created)} case(s) {done}, {len(report.skipped)} skipped")
+
+
+CHECK_LABELS = {
+    "ok": "ok",
+    "estimate": "estimation",
+    "warning": "avertissement",
+    "blocking": "bloquant",
+}
+
+
+@click.command("check-values")
+@click.argument("case_id", type=int)
+@with_appcontext
+def check_values_command(case_id: int) -> None:
+    """Run the checks before filing on CASE_ID and print each outcome.
+
+    Exit 0 when nothing stands, 1 when a warning stands, 2 when a blocking check stands,
+    3 when the case does not exist.
+    """
+    from portal.cases.checks import EXIT_CODES, run_checks, worst_level
+    from portal.cases.models import Case
+    from portal.db import db
+    from portal.tenancy import across_orgs, bind_org
+
+    with across_orgs():
+        case = db.session.get(Case, case_id)
+    if case is None:
+        click.echo(f"Dossier {case_id} introuvable.", err=True)
+        raise click.exceptions.Exit(EXIT_UNKNOWN)
+    with bind_org(case.org_id):
+        outcomes = run_checks(case)
+        if not outcomes:
+            click.echo(f"Dossier {case_id} : aucune vérification pour cette démarche.")
+        for outcome in outcomes:
+            click.echo(f"{CHECK_LABELS[outcome.level]:<13} {outcome.rule:<24} {outcome.message}")
+        raise click.exceptions.Exit(EXIT_CODES[worst_level(outcomes)])

@@ -141,7 +141,7 @@ def case_situation(case: Case, today: date | None = None) -> dict[str, Any]:
 
 def _clean_answers(procedure: Procedure, raw: Mapping[str, Any]) -> dict[str, str]:
     answers: dict[str, str] = {}
-    for question in procedure.questions:
+    for question in procedure.opening_questions:
         value = raw.get(question.code)
         if value in (None, "") and question.default is not None:
             value = question.default  # a case opened by the recurring generator
@@ -341,8 +341,13 @@ def change_answers(
     _check_version(case, expected_version)
     if not case.active:
         raise CaseError(_("Ce dossier n'est plus en cours : rouvrez-le pour changer les réponses."))
-    clean = _clean_answers(procedure_of(case), raw)
+    procedure = procedure_of(case)
     before = dict(case.answers or {})
+    clean: dict[str, Any] = dict(_clean_answers(procedure, raw))
+    # The interview's answers (payments received...) are kept as they are.
+    clean.update(
+        {q.code: before[q.code] for q in procedure.interview_questions if q.code in before}
+    )
     if clean == before:
         return []
     case.answers = clean

@@ -29,7 +29,8 @@ from wtforms.fields import SelectChoice
 from portal.accounts.forms import ActionForm
 from portal.accounts.models import Organisation, Role, User
 from portal.accounts.views import require
-from portal.cases import feeds
+from portal.cases import feeds, interview
+from portal.cases.checks import run_checks
 from portal.cases.forms import (
     AnswersForm,
     AssignForm,
@@ -38,6 +39,7 @@ from portal.cases.forms import (
     StatusForm,
     ValueForm,
 )
+from portal.cases.interview import euros
 from portal.cases.models import CalendarFeed, Case, CaseStatus, ItemStatus
 from portal.cases.operations import (
     ITEM_STATUS_LABELS,
@@ -73,8 +75,10 @@ from portal.cases.queries import (
 )
 from portal.checklists.catalog import ValueSpec, catalog
 from portal.checklists.values import display_value, rounding_note
+from portal.clients.forms import ACTIVITY_LABELS
 from portal.clients.models import Client
 from portal.db import db, utcnow
+from portal.documents import interview_views
 from portal.documents.forms import DocumentReviewForm, FilingForm, UploadForm
 from portal.documents.operations import REFUSAL_LABELS
 from portal.documents.queries import case_documents, to_review_count
@@ -91,6 +95,10 @@ bp = Blueprint("cases", __name__, template_folder="templates")
 
 # « novembre 2026 » for "2026-11", « mars à juin 2026 » for a run, in any template.
 bp.add_app_template_filter(period_words, "period_words")
+# The checks before filing, for the case page and the client's link page (one partial).
+bp.add_app_template_global(run_checks, "case_checks")
+bp.add_app_template_filter(euros, "euros")
+_BASE = "base.html"  # the interview's screens, inside the staff pages
 
 
 @bp.app_template_global()
@@ -239,7 +247,7 @@ def open_for_client(client_id: int) -> str | Response:
         form.period.data = period.label if period else ""
         form.assigned_user.data = str(client.assigned_user_id or "")
     if form.validate_on_submit() and chosen is not None:
-        answers = {q.code: request.form.get(f"q_{q.code}", "") for q in chosen.questions}
+        answers = {q.code: request.form.get(f"q_{q.code}", "") for q in chosen.opening_questions}
         try:
             case = open_case(
                 client,
@@ -325,6 +333,8 @@ def case(case_id: int) -> str:
         status_form=status_form,
         value_form=ValueForm(version=case.version),
         review_form=ReviewForm(version=case.version),
+        interview_answers=interview.answered(case),
+        activity_labels=ACTIVITY_LABELS,
         upload_form=UploadForm(),
         document_review_form=DocumentReviewForm(),
         filing_form=FilingForm(),
@@ -419,7 +429,7 @@ def case_answers(case_id: int) -> Response:
     if not form.validate_on_submit():
         return _invalid_form(case)
     procedure = procedure_of(case)
-    raw = {q.code: request.form.get(f"q_{q.code}", "") for q in procedure.questions}
+    raw = {q.code: request.form.get(f"q_{q.code}", "") for q in procedure.opening_questions}
     try:
         change_answers(
             case, raw, current_user.ref, today=today(), expected_version=int(form.version.data)
@@ -576,3 +586,56 @@ def feed_ics(token: str) -> Response:
     response = Response(body, mimetype="text/calendar")
     response.headers["Content-Disposition"] = 'inline; filename="pochette.ics"'
     return response
+
+
+# --- "Préparer avec l'usager": the client's interview, run by staff beside him -----------------
+
+
+def _interview_case(case_id: int) -> Case:
+    case = get_or_404(Case, case_id)
+    if not case.active or not procedure_of(case).interview_questions:
+        abort(404)
+    return case
+
+
+def _interview_urls(case: Case) -> dict[str, Any]:
+    return {
+        "step": lambda n: url_for("cases.prepare_step", case_id=case.id, step=n),
+        "review": url_for("cases.prepare_step", case_id=case.id, step=0),
+        "submit": url_for("cases.prepare_submit", case_id=case.id),
+        "back_to": url_for("cases.case", case_id=case.id),
+    }
+
+
+@bp.get("/dossiers/<int:case_id>/preparer")
+@login_required
+def prepare(case_id: int) -> Response:
+    case = _interview_case(case_id)
+    return redirect(url_for("cases.prepare_step", case_id=case.id, step=interview.resume_at(case)))
+
+
+@bp.get("/dossiers/<int:case_id>/preparer/<int:step>")
+@login_required
+def prepare_step(case_id: int, step: int) -> Any:
+    case = _interview_case(case_id)
+    return interview_views.render_step(case, step, _interview_urls(case), base_template=_BASE)
+
+
+@bp.post("/dossiers/<int:case_id>/preparer/<int:step>")
+@login_required
+def prepare_answer(case_id: int, step: int) -> Any:
+    case = _interview_case(case_id)
+    require(Role.agent)
+    return interview_views.handle_step(
+        case, step, current_user.ref, _interview_urls(case), by_staff=True, base_template=_BASE
+    )
+
+
+@bp.post("/dossiers/<int:case_id>/preparer/envoyer")
+@login_required
+def prepare_submit(case_id: int) -> Any:
+    case = _interview_case(case_id)
+    require(Role.agent)
+    return interview_views.handle_submit(
+        case, current_user.ref, _interview_urls(case), by_staff=True, base_template=_BASE
+    )

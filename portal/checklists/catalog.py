@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from portal.checklists.conditions import (
+    ACTIVITY_CODES,
     ANSWERS_PREFIX,
     CatalogError,
     Condition,
@@ -31,10 +32,12 @@ from portal.checklists.conditions import (
 
 __all__ = [
     "CATALOG_DIR",
+    "CHECK_RULES",
     "TAGS",
     "TO_CONFIRM_TAGS",
     "Catalog",
     "CatalogError",
+    "CheckSpec",
     "Contributions",
     "DeadlineRule",
     "DocumentSpec",
@@ -42,6 +45,7 @@ __all__ = [
     "Login",
     "Penalty",
     "Procedure",
+    "Produces",
     "Question",
     "Step",
     "Table",
@@ -112,6 +116,19 @@ DEADLINE_RULES: Mapping[str, _RuleSpec] = {
     "none": _RuleSpec(frozenset({"day", "year"}), {}),
 }
 
+# Checks before filing: the rule names the catalog may use (their logic is in
+# portal/cases/checks.py) and the parameters each one takes.
+CHECK_RULES: Mapping[str, tuple[str, ...]] = {
+    "not_negative": (),
+    "whole_euro": (),
+    "category_max": (),
+    "every_category": (),
+    "against_history": ("ratio", "zero_after"),
+    "micro_ceilings": ("table", "rows_by_year", "columns"),
+    "contributions_estimate": ("table", "columns"),
+    "liberatoire_estimate": ("table", "column", "rows"),
+}
+
 _PROCEDURE_CODE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _ITEM_CODE = re.compile(r"[a-z][a-z0-9_]*")
 _QUOTED_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
@@ -151,6 +168,24 @@ class FirstDeclaration(Tagged):
     note: str | None = None
 
 
+# How an interview question's list becomes a value (portal/cases/interview.py applies them).
+DERIVATIONS = ("sum", "round_euro")
+QUESTION_KINDS = ("choice", "list")
+# "opening": asked by staff when the case is opened; "interview": asked one per screen to the
+# client (link page) or with him (case page), conditions on earlier answers applied.
+ASKED = ("opening", "interview")
+
+
+@dataclass(frozen=True)
+class Produces:
+    """A value an interview answer fills: ``derive`` steps applied to the list's amounts,
+    only those of ``category`` when one is named (one value per activity category)."""
+
+    value: str
+    derive: tuple[str, ...]
+    category: str | None = None
+
+
 @dataclass(frozen=True)
 class Question:
     code: str
@@ -159,6 +194,12 @@ class Question:
     # The answer a case opened without one gets (the recurring generator asks nobody);
     # None: the question must be answered when the case is opened.
     default: str | None = None
+    kind: str = "choice"
+    asked: str = "opening"
+    help: str | None = None
+    example: str | None = None
+    condition: Condition | None = None
+    produces: tuple[Produces, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -255,6 +296,14 @@ class Table:
         return None
 
 
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check before filing: a rule of the fixed vocabulary and its catalog parameters."""
+
+    rule: str
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Procedure:
     code: str
@@ -279,6 +328,7 @@ class Procedure:
     sources: tuple[str, ...] = ()
     first_declaration: FirstDeclaration | None = None
     activity_years: str | None = None
+    checks: tuple[CheckSpec, ...] = ()
 
     def owes_year(self, year: int, situation: Mapping[str, Any]) -> bool:
         """Whether the client owes this year's case, given when his activity started.
@@ -357,6 +407,16 @@ class Procedure:
             and nested.get(q.code) is None
         }
         return {**situation, **defaults} if defaults else situation
+
+    @property
+    def opening_questions(self) -> tuple[Question, ...]:
+        """The questions staff answer when the case is opened (and may correct)."""
+        return tuple(q for q in self.questions if q.asked == "opening")
+
+    @property
+    def interview_questions(self) -> tuple[Question, ...]:
+        """The questions asked one per screen, in file order (conditions apply)."""
+        return tuple(q for q in self.questions if q.asked == "interview")
 
     def question(self, code: str) -> Question:
         for question in self.questions:
@@ -560,32 +620,80 @@ _PROCEDURE_OPTIONAL = (
     "period_words",
     "amounts_for_period",
     "forms",
+    "checks",
 )
 
 
 def _read_questions(r: _Reader, raw: Any) -> tuple[Question, ...]:
     questions = []
-    seen: set[str] = set()
+    seen: dict[str, frozenset[str]] = {}
     for index, item in enumerate(r.list(raw, "questions")):
         path = f"questions[{index}]"
-        m = r.mapping(item, path, ("code", "label", "choices"), ("default",))
+        m = r.mapping(
+            item,
+            path,
+            ("code", "label"),
+            ("choices", "default", "kind", "asked", "help", "example", "condition", "produces"),
+        )
         code = r.code(m["code"], f"{path}.code")
         if code in seen:
             raise r.error(f"{path}.code", f"duplicate question code {code!r}")
-        seen.add(code)
-        choices = r.string_map(m["choices"], f"{path}.choices")
+        kind = r.choice(m.get("kind", "choice"), f"{path}.kind", QUESTION_KINDS)
+        asked = r.choice(m.get("asked", "opening"), f"{path}.asked", ASKED)
+        choices: Mapping[str, str] = MappingProxyType({})
+        if kind == "choice":
+            if "choices" not in m:
+                raise r.error(f"{path}.choices", "missing required field")
+            choices = r.string_map(m["choices"], f"{path}.choices")
+        elif "choices" in m:
+            raise r.error(f"{path}.choices", f"a {kind} question has no choices")
+        if kind == "list" and asked != "interview":
+            raise r.error(f"{path}.asked", "a list question is asked in the interview")
         default = m.get("default")
         if default is not None:
             default = r.choice(default, f"{path}.default", choices)
+        # An interview question's condition reads the client and the questions before it.
+        condition = r.condition(m.get("condition"), f"{path}.condition", dict(seen))
+        if condition is not None and asked != "interview":
+            raise r.error(f"{path}.condition", "only interview questions have a condition")
+        produces = tuple(
+            _read_produces(r, p, f"{path}.produces[{i}]")
+            for i, p in enumerate(r.list(m.get("produces"), f"{path}.produces"))
+        )
+        if kind == "list" and not produces:
+            raise r.error(f"{path}.produces", "a list question produces at least one value")
+        if kind == "choice" and produces:
+            raise r.error(f"{path}.produces", "only a list question produces values")
+        seen[code] = frozenset(choices)
         questions.append(
             Question(
                 code=code,
                 label=r.required_text(m["label"], f"{path}.label"),
                 choices=choices,
                 default=default,
+                kind=kind,
+                asked=asked,
+                help=r.text(m.get("help"), f"{path}.help", nullable=True),
+                example=r.text(m.get("example"), f"{path}.example", nullable=True),
+                condition=condition,
+                produces=produces,
             )
         )
     return tuple(questions)
+
+
+def _read_produces(r: _Reader, raw: Any, path: str) -> Produces:
+    m = r.mapping(raw, path, ("value", "derive"), ("category",))
+    derive = tuple(
+        r.choice(step, f"{path}.derive[{i}]", DERIVATIONS)
+        for i, step in enumerate(r.list(m["derive"], f"{path}.derive", nullable=False))
+    )
+    if not derive:
+        raise r.error(f"{path}.derive", "empty list")
+    category = m.get("category")
+    if category is not None:
+        category = r.choice(category, f"{path}.category", sorted(ACTIVITY_CODES))
+    return Produces(r.code(m["value"], f"{path}.value"), derive, category)
 
 
 def _read_validation(r: _Reader, raw: Any, path: str, kind: str) -> Mapping[str, Any]:
@@ -953,6 +1061,80 @@ def _read_first_declaration(
     )
 
 
+def _any_mapping(r: _Reader, raw: Any, path: str) -> Mapping[Any, Any]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise r.error(path, f"expected a non-empty mapping, got {type_name(raw)}")
+    return raw
+
+
+def _read_checks(
+    r: _Reader, raw: Any, values: tuple[ValueSpec, ...], tables: Mapping[str, Table]
+) -> tuple[CheckSpec, ...]:
+    """Each check names a known rule; its table, columns and value codes must exist."""
+    value_codes = {v.code for v in values}
+    checks = []
+    for index, item in enumerate(r.list(raw, "checks")):
+        path = f"checks[{index}]"
+        m = r.mapping(item, path, ("rule",), ("params",))
+        rule = r.choice(m["rule"], f"{path}.rule", CHECK_RULES)
+        params = r.mapping(m.get("params") or {}, f"{path}.params", CHECK_RULES[rule])
+        for name in CHECK_RULES[rule]:
+            if name not in params:
+                raise r.error(f"{path}.params.{name}", "missing required field")
+        result: dict[str, Any] = {}
+        if rule == "against_history":
+            result["ratio"] = r.integer(params["ratio"], f"{path}.params.ratio", minimum=2)
+            result["zero_after"] = r.integer(
+                params["zero_after"], f"{path}.params.zero_after", minimum=1, maximum=24
+            )
+        elif rule == "liberatoire_estimate":
+            table = tables.get(params["table"])
+            if table is None:
+                raise r.error(f"{path}.params.table", f"no table {params['table']!r}")
+            if params["column"] not in table.columns:
+                raise r.error(f"{path}.params.column", f"no column {params['column']!r}")
+            rows = _any_mapping(r, params["rows"], f"{path}.params.rows")
+            for code, key in rows.items():
+                if code not in value_codes:
+                    raise r.error(f"{path}.params.rows.{code}", "no such value")
+                if table.row(key) is None:
+                    raise r.error(f"{path}.params.rows.{code}", f"no row {key!r}")
+            result.update(
+                table=params["table"], column=params["column"], rows=MappingProxyType(dict(rows))
+            )
+        elif rule in ("micro_ceilings", "contributions_estimate"):
+            table = tables.get(params["table"]) if "table" in params else None
+            if "table" in params:
+                if table is None:
+                    raise r.error(f"{path}.params.table", f"no table {params['table']!r}")
+                result["table"] = params["table"]
+            columns = _any_mapping(r, params["columns"], f"{path}.params.columns")
+            assert table is not None
+            if rule == "micro_ceilings":
+                for column, codes in columns.items():
+                    if column not in table.columns:
+                        raise r.error(f"{path}.params.columns.{column}", "no such table column")
+                    for code in r.list(codes, f"{path}.params.columns.{column}", nullable=False):
+                        if code not in value_codes:
+                            raise r.error(f"{path}.params.columns.{column}", f"no value {code!r}")
+                result["columns"] = MappingProxyType({k: tuple(v) for k, v in columns.items()})
+                by_year = _any_mapping(r, params["rows_by_year"], f"{path}.params.rows_by_year")
+                for year, key in by_year.items():
+                    r.integer(year, f"{path}.params.rows_by_year", minimum=2000, maximum=2100)
+                    if table.row(key) is None:
+                        raise r.error(f"{path}.params.rows_by_year", f"no row {key!r}")
+                result["rows_by_year"] = MappingProxyType(dict(by_year))
+            else:
+                for code, column in columns.items():
+                    if code not in value_codes:
+                        raise r.error(f"{path}.params.columns.{code}", "no such value")
+                    if column not in table.columns:
+                        raise r.error(f"{path}.params.columns.{code}", f"no column {column!r}")
+                result["columns"] = MappingProxyType(dict(columns))
+        checks.append(CheckSpec(rule, MappingProxyType(result)))
+    return tuple(checks)
+
+
 def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
     r = _Reader(filename)
     m = r.mapping(raw, "", _PROCEDURE_REQUIRED, _PROCEDURE_OPTIONAL)
@@ -983,6 +1165,13 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
     if not sources:
         raise r.error("sources", "empty list (every procedure names its sources)")
     deadline = _read_deadline(r, m["deadline"], period, tables)
+    value_codes = {v.code for v in values}
+    for index, question in enumerate(questions):
+        for p_index, produced in enumerate(question.produces):
+            if produced.value not in value_codes:
+                raise r.error(
+                    f"questions[{index}].produces[{p_index}].value", f"no value {produced.value!r}"
+                )
     for index, value in enumerate(values):
         if value.month_offset is not None and period != "month":
             raise r.error(f"values[{index}].month_offset", "only for monthly periods")
@@ -1032,6 +1221,7 @@ def _read_procedure(filename: str, stem: str, raw: Any) -> Procedure:
             else r.choice(m["period_words"], "period_words", PERIOD_PHRASES)
         ),
         forms=tuple(r.list(m.get("forms"), "forms")),
+        checks=_read_checks(r, m.get("checks"), values, tables),
     )
 
 

@@ -42,6 +42,7 @@ _DEPARTEMENT = (
 )
 
 _ACTIVITIES = frozenset({"vente", "services_bic", "bnc", "bnc_cipav"})
+ACTIVITY_CODES = _ACTIVITIES  # the URSSAF categories (interview values are per category)
 
 SITUATION_FIELDS: Mapping[str, FieldSpec] = {
     "kind": FieldSpec(str, frozenset({"person", "micro_entrepreneur"})),

@@ -49,6 +49,7 @@ ACTION_LABELS: dict[str, Any] = {
     "case.due_date": _l("Date limite changée"),
     "case.refreshed": _l("Dossier mis à jour"),
     "case.answers": _l("Réponses du dossier changées"),
+    "case.interview_values": _l("Valeurs calculées à partir des réponses"),
     "case.filing_recorded": _l("Dépôt enregistré"),
     "case.documents_purged": _l("Documents effacés (conservation)"),
     "item.status": _l("Élément de la liste changé"),

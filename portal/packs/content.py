@@ -21,6 +21,7 @@ from flask_babel import ngettext
 from sqlalchemy import select
 
 from portal.accounts.models import Organisation
+from portal.cases.checks import run_checks
 from portal.cases.models import Case, ChecklistItem, ItemKind, ItemStatus
 from portal.cases.operations import case_situation, procedure_of, specs_of
 from portal.cases.periods import day_words, parse_period, period_words
@@ -176,6 +177,13 @@ class PackContent:
     uploads: bool = False  # the portal takes papers: they are in the pack and in its ZIP
     # The link page without any token (see `link_page_url`): where he sends his receipt.
     link_page: str = ""
+    # The checks before filing that stand (level, French message): warnings, blocking ones and
+    # the estimate; the cover says when a blocking one stands (portal/cases/checks.py).
+    checks: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def blocking(self) -> bool:
+        return any(level == "blocking" for level, _message in self.checks)
 
     @property
     def title(self) -> str:
@@ -439,6 +447,7 @@ def gather(case: Case, *, today: date, missing: list[str] | None = None) -> Pack
         estimate=_estimate(procedure, case, items),
         uploads=procedure.uploads,
         link_page=link_page_url(),
+        checks=tuple((o.level, o.message) for o in run_checks(case) if o.level != "ok"),
     )
 
 
