@@ -14,7 +14,7 @@ from portal.cases.operations import open_case
 from portal.db import db
 from portal.documents.links import create_link
 from tests import factories
-from tests.browser import live_server
+from tests.browser import assert_accessible, live_server
 from tests.test_browser_links import PHONE, _overflow
 
 pytestmark = pytest.mark.browser
@@ -40,12 +40,14 @@ def test_phone_without_javascript_answers_leaves_resumes_and_sends(browser, scen
     page.goto(f"{url}/l/{token}")
     page.get_by_role("link", name="Répondre aux questions pour calculer vos montants").click()
     expect(page.locator("#progression")).to_have_text("question 1 sur 2")
+    assert_accessible(page, "interview: first question (360 px, no JavaScript)")
     page.get_by_label("Oui, j'ai reçu au moins un paiement").check()
     page.get_by_role("button", name="Suivant").click()
     expect(page.locator("#progression")).to_have_text("question 2 sur 2")
     page.get_by_label("Montant reçu").fill("120,40")
     page.get_by_role("button", name="Ajouter ce paiement").click()
     expect(page.locator("#paiements")).to_contain_text("120,40")
+    assert_accessible(page, "interview: a list question with one payment")
     assert _overflow(page) <= 0
     context.close()
 
@@ -55,6 +57,7 @@ def test_phone_without_javascript_answers_leaves_resumes_and_sends(browser, scen
     page.goto(f"{url}/l/{token}")
     page.goto(f"{url}/depot/dossiers/{case_id}/questions")
     expect(page.get_by_role("heading", level=1)).to_have_text("Vérifiez avant d'envoyer")
+    assert_accessible(page, "interview: review before sending")
     expect(page.locator(".review")).to_contain_text("120\u00a0€")
     page.get_by_role("link", name="modifier").first.click()
     expect(page.locator("#paiements")).to_contain_text("Paiements notés : 1")
@@ -65,4 +68,5 @@ def test_phone_without_javascript_answers_leaves_resumes_and_sends(browser, scen
     assert _overflow(page) <= 0
     page.get_by_role("button", name="Envoyer ces montants").click()
     expect(page.get_by_text("les montants sont prêts à être vérifiés")).to_be_visible()
+    assert_accessible(page, "link page after the interview")
     context.close()

@@ -177,8 +177,9 @@ class PackContent:
     uploads: bool = False  # the portal takes papers: they are in the pack and in its ZIP
     # The link page without any token (see `link_page_url`): where he sends his receipt.
     link_page: str = ""
-    # The checks before filing that stand (level, French message): warnings, blocking ones and
-    # the estimate; the cover says when a blocking one stands (portal/cases/checks.py).
+    # The checks before filing that stand (level, French message): warnings and blocking ones;
+    # the cover says when a blocking one stands (portal/cases/checks.py). The estimate is on
+    # the values page already (`estimate`), so the cover leaves it out.
     checks: tuple[tuple[str, str], ...] = field(default=())
 
     @property
@@ -447,7 +448,9 @@ def gather(case: Case, *, today: date, missing: list[str] | None = None) -> Pack
         estimate=_estimate(procedure, case, items),
         uploads=procedure.uploads,
         link_page=link_page_url(),
-        checks=tuple((o.level, o.message) for o in run_checks(case) if o.level != "ok"),
+        checks=tuple(
+            (o.level, o.message) for o in run_checks(case) if o.level in ("warning", "blocking")
+        ),
     )
 
 
