@@ -516,7 +516,10 @@ def test_link_page_statements_do_not_grow_with_the_cases(app, connection, agent,
     page: dict[str, str] = {}
     six = _statements(connection, lambda: page.update(html=_page(http)))
     assert len(six) == len(one), "statements grow with the number of cases"
-    assert len(six) <= 8, six
+    # The link, the cases, their lines, documents, filed cases, shared packs, and the
+    # client's earlier cases with their lines for the checks before filing (one read per
+    # procedure), between the test's savepoint and its rollback.
+    assert len(six) <= 10, six
     assert page["html"].count('class="public-case"') == 6
 
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from flask import g
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from portal.cases.models import Case, CaseStatus, ChecklistItem, ItemKind
 from portal.checklists.catalog import CheckSpec, Procedure, ValueSpec, catalog
@@ -48,6 +50,7 @@ class _Context:
     specs: Mapping[str, ValueSpec]  # value specs of the items on this case
     amounts: Mapping[str, Decimal]  # the amounts typed, by value code
     labels: Mapping[str, str]
+    earlier: list[Case]  # the client's earlier cases of the procedure, most recent first
 
 
 def _amount(raw: str | None) -> Decimal | None:
@@ -75,7 +78,11 @@ def _amounts_of(items: Iterable[ChecklistItem], specs: Mapping[str, ValueSpec]) 
     return amounts
 
 
-def _context(case: Case, proposed: Mapping[str, str] | None = None) -> _Context:
+def _context(
+    case: Case,
+    proposed: Mapping[str, str] | None = None,
+    pool: list[Case] | None = None,
+) -> _Context:
     procedure = catalog().get(case.procedure_code)
     specs = {v.code: v for v in procedure.values}
     on_case = {i.code: i for i in case.items if i.kind == ItemKind.value}
@@ -91,6 +98,13 @@ def _context(case: Case, proposed: Mapping[str, str] | None = None) -> _Context:
         specs=specs,
         amounts=amounts,
         labels={code: item.label for code, item in on_case.items()},
+        earlier=(
+            []
+            if not procedure.checks
+            else _earlier_cases(case)
+            if pool is None
+            else _earlier_in(case, pool)
+        ),
     )
 
 
@@ -109,6 +123,32 @@ def _earlier_cases(case: Case, limit: int = 24) -> list[Case]:
         .limit(limit)
     )
     return list(db.session.scalars(stmt))
+
+
+def _earlier_in(case: Case, pool: list[Case], limit: int = 24) -> list[Case]:
+    """`_earlier_cases` read from the client's cases already loaded (most recent first)."""
+    return [c for c in pool if c.period_start_on < case.period_start_on][:limit]
+
+
+def _client_pool(case: Case) -> list[Case]:
+    """The client's cases of the procedure (cancelled ones out, with their lines), loaded once
+    per request: a page that shows the checks of many cases reads them in one statement."""
+    pools: dict[tuple[int, int, str], list[Case]] = g.setdefault("checks_pools", {})
+    key = (case.org_id, case.client_id, case.procedure_code)
+    if key not in pools:
+        stmt = (
+            select(Case)
+            .where(
+                Case.org_id == case.org_id,
+                Case.client_id == case.client_id,
+                Case.procedure_code == case.procedure_code,
+                Case.status != CaseStatus.cancelled,
+            )
+            .order_by(Case.period_start_on.desc())
+            .options(selectinload(Case.items))
+        )
+        pools[key] = list(db.session.scalars(stmt))
+    return pools[key]
 
 
 # --- the rules -------------------------------------------------------------------------------
@@ -196,7 +236,7 @@ def against_history(ctx: _Context, spec: CheckSpec) -> list[CheckOutcome]:
     """Ten times the usual amount, or zero after months of activity: "vous êtes sûr ?"."""
     ratio = Decimal(spec.params["ratio"])
     zero_after = int(spec.params["zero_after"])
-    earlier = _earlier_cases(ctx.case)
+    earlier = ctx.earlier
     found: list[CheckOutcome] = []
     for code, number in ctx.amounts.items():
         history = [
@@ -257,7 +297,7 @@ def micro_ceilings(ctx: _Context, spec: CheckSpec) -> list[CheckOutcome]:
     row = table.row(_row_for_year(spec.params["rows_by_year"], year))
     assert row is not None
     totals: dict[str, Decimal] = {}
-    year_cases = [c for c in _earlier_cases(ctx.case) if c.period_start_on.year == year]
+    year_cases = [c for c in ctx.earlier if c.period_start_on.year == year]
     year_amounts = [_amounts_of(c.items, ctx.specs) for c in year_cases] + [dict(ctx.amounts)]
     found: list[CheckOutcome] = []
     for column, codes in spec.params["columns"].items():
@@ -377,7 +417,18 @@ def run_checks(case: Case, proposed: Mapping[str, str] | None = None) -> list[Ch
 
     ``proposed``: values not stored yet (the interview's review screen), by value code.
     """
-    ctx = _context(case, proposed)
+    return _run(_context(case, proposed))
+
+
+def page_checks(case: Case, proposed: Mapping[str, str] | None = None) -> list[CheckOutcome]:
+    """`run_checks` for a page (the templates' `case_checks`): the client's earlier cases are
+    read once per request and procedure, so the statements do not grow with his cases."""
+    if not catalog().get(case.procedure_code).checks:
+        return []
+    return _run(_context(case, proposed, _client_pool(case)))
+
+
+def _run(ctx: _Context) -> list[CheckOutcome]:
     outcomes: list[CheckOutcome] = []
     for spec in ctx.procedure.checks:
         outcomes.extend(RULES[spec.rule](ctx, spec))

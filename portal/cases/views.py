@@ -30,7 +30,7 @@ from portal.accounts.forms import ActionForm
 from portal.accounts.models import Organisation, Role, User
 from portal.accounts.views import require
 from portal.cases import feeds, interview
-from portal.cases.checks import run_checks
+from portal.cases.checks import page_checks
 from portal.cases.forms import (
     AnswersForm,
     AssignForm,
@@ -96,7 +96,7 @@ bp = Blueprint("cases", __name__, template_folder="templates")
 # « novembre 2026 » for "2026-11", « mars à juin 2026 » for a run, in any template.
 bp.add_app_template_filter(period_words, "period_words")
 # The checks before filing, for the case page and the client's link page (one partial).
-bp.add_app_template_global(run_checks, "case_checks")
+bp.add_app_template_global(page_checks, "case_checks")
 bp.add_app_template_filter(euros, "euros")
 _BASE = "base.html"  # the interview's screens, inside the staff pages
 
