@@ -1,0 +1,188 @@
+"""The readers of portal/paperchecks on papers rendered as real PDFs and on public MRZ specimens.
+
+No services: the readers are plain functions over the text layer of a PDF.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from portal.paperchecks.findings import Expectation
+from portal.paperchecks.mrz import check_digit, find_zones, read_mrz
+from portal.paperchecks.reading import read_text
+from portal.paperchecks.text import pdf_text
+from tests import paperdocs
+
+TODAY = date(2026, 12, 2)
+
+# Public specimens, check digits computed by their issuers (ICAO 9303 part 4 and 5; the
+# specimens of the French identity cards published by ANTS and the Ministry of the Interior).
+ICAO_TD3 = (
+    "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
+)
+ICAO_TD1 = (
+    "I<UTOD231458907<<<<<<<<<<<<<<<\n7408122F1204159UTO<<<<<<<<<<<6\nERIKSSON<<ANNA<MARIA<<<<<<<<<<"
+)
+FR_CNI_2021 = (
+    "IDFRAX4RTBPFW46<<<<<<<<<<<<<<<\n9007138F3002119FRA<<<<<<<<<<<6\nMARTIN<<MAELYS<GAELLE<MARIE<<<"
+)
+FR_CNI_1988 = "IDFRADOUEL<<<<<<<<<<<<<<<<<<<<932013\n0506932020438CHRISTIANE<<NI2906209F3"
+
+
+def _codes(findings):
+    return [f.code for f in findings]
+
+
+def _text(tmp_path: Path, body: str) -> str:
+    return pdf_text(paperdocs.render(body, tmp_path / "paper.pdf"))
+
+
+def _mrz_html(mrz: str) -> str:
+    return paperdocs.PASSPORT.format(mrz=mrz.replace("<", "&lt;"))
+
+
+def test_check_digit_matches_icao_worked_example():
+    # ICAO 9303 part 3, 4.9: the document number L898902C3 has check digit 6.
+    assert check_digit("L898902C3") == "6"
+    assert check_digit("740812") == "2"
+    assert check_digit("<<<<<<") == "0"
+
+
+@pytest.mark.parametrize(
+    "mrz, kind, names, expiry",
+    [
+        (ICAO_TD3, "TD3", "ERIKSSON, ANNA MARIA", date(2012, 4, 15)),
+        (ICAO_TD1, "TD1", "ERIKSSON, ANNA MARIA", date(2012, 4, 15)),
+        (FR_CNI_2021, "TD1", "MARTIN, MAELYS GAELLE MARIE", date(2030, 2, 11)),
+        (FR_CNI_1988, "1988", "DOUEL, CHRISTIANE, NI", None),
+    ],
+)
+def test_specimen_zones_read_from_a_pdf_pass_their_check_digits(tmp_path, mrz, kind, names, expiry):
+    text = _text(tmp_path, _mrz_html(mrz))
+    (zone,) = find_zones(text, TODAY)
+    assert kind in zone.layout.name
+    assert zone.failed == ()
+    assert f"{zone.surname}, {zone.given_names}" == names
+    assert zone.expiry == expiry
+    findings = read_mrz(text, TODAY)
+    assert findings[0].code == "mrz_valid"
+    assert names in findings[0].value
+    assert "à vérifier" in findings[0].message
+
+
+def test_old_french_card_gives_its_month_of_issue_and_birth_date():
+    (zone,) = find_zones(FR_CNI_1988, TODAY)
+    assert zone.issued == date(2005, 6, 1)
+    assert zone.birth == date(1929, 6, 20)
+    assert zone.number == "050693202043"
+
+
+@pytest.mark.parametrize(
+    "mrz, position, field",
+    [
+        # Birth date digit altered (a misread 2 -> 3): its own check and the composite fail.
+        (ICAO_TD3, (1, 16), "date de naissance"),
+        (ICAO_TD1, (0, 8), "numéro du document"),
+        (FR_CNI_1988, (1, 30), "date de naissance"),
+    ],
+)
+def test_one_misread_character_fails_the_check_digit_that_covers_it(tmp_path, mrz, position, field):
+    lines = mrz.split("\n")
+    line, col = position
+    char = lines[line][col]
+    lines[line] = lines[line][:col] + ("5" if char != "5" else "6") + lines[line][col + 1 :]
+    text = _text(tmp_path, _mrz_html("\n".join(lines)))
+    findings = read_mrz(text, TODAY)
+    assert _codes(findings) == ["mrz_check_failed"]
+    assert field in findings[0].message
+    assert "contrôle général" in findings[0].message
+    assert findings[0].value is None  # nothing proposed from a zone that does not add up
+
+
+def test_an_expired_passport_is_flagged_and_a_valid_card_is_not():
+    assert "document_expired" in _codes(read_mrz(ICAO_TD3, TODAY))
+    assert "document_expired" not in _codes(read_mrz(FR_CNI_2021, TODAY))
+
+
+def test_rib_with_a_valid_iban_is_read_and_proposed(tmp_path):
+    text = _text(tmp_path, paperdocs.RIB.format(iban=paperdocs.VALID_IBAN))
+    findings = read_text(text, Expectation(item_code="rib", today=TODAY))
+    assert _codes(findings) == ["kind_matches", "iban_valid"]
+    iban = findings[1]
+    assert iban.value == paperdocs.VALID_IBAN  # the BIC after it on the line is not swallowed
+    assert iban.evidence.startswith("FR76")
+
+
+def test_rib_with_a_mistyped_iban_says_the_checksum_is_wrong(tmp_path):
+    text = _text(tmp_path, paperdocs.RIB.format(iban=paperdocs.BROKEN_IBAN))
+    findings = read_text(text, Expectation(item_code="rib", today=TODAY))
+    assert _codes(findings) == ["kind_matches", "iban_invalid"]
+    assert "FR76 3000 6000 0112 3456 7980 189" in findings[1].message
+    assert findings[1].value is None
+
+
+def test_a_tax_notice_sent_on_the_rib_line_is_named(tmp_path):
+    text = _text(tmp_path, paperdocs.TAX_NOTICE)
+    findings = read_text(text, Expectation(item_code="rib", income_year=2025, today=TODAY))
+    by_code = {f.code: f for f in findings}
+    assert by_code["kind_mismatch"].message == (
+        "Ceci ressemble à un avis d’impôt, la ligne demande un RIB."
+    )
+    assert "revenu fiscal de reference" in by_code["kind_mismatch"].evidence
+    assert by_code["income_year_ok"].ok
+    rfr = by_code["rfr_read"]
+    assert rfr.value == "19332"
+    assert "à vérifier" in rfr.message
+
+
+def test_last_years_tax_notice_is_caught(tmp_path):
+    text = _text(tmp_path, paperdocs.TAX_NOTICE)
+    findings = read_text(text, Expectation(item_code="avis_impot", income_year=2026, today=TODAY))
+    wrong = [f for f in findings if f.code == "income_year_wrong"]
+    assert wrong and "revenus de 2025" in wrong[0].message and "2026" in wrong[0].message
+    assert "kind_matches" in _codes(findings)
+
+
+@pytest.mark.parametrize(
+    "start, end, code",
+    [
+        (date(2026, 3, 1), date(2026, 3, 31), "period_covered"),
+        (date(2026, 1, 1), date(2026, 3, 31), "period_partial"),
+        (date(2026, 4, 1), date(2026, 6, 30), "period_outside"),
+    ],
+)
+def test_statement_period_against_the_case_period(tmp_path, start, end, code):
+    text = _text(tmp_path, paperdocs.STATEMENT)
+    expect = Expectation(
+        item_code="releves_bancaires", period_start=start, period_end=end, today=TODAY
+    )
+    findings = read_text(text, expect)
+    assert code in _codes(findings)
+    assert "kind_matches" in _codes(findings)
+    balance = next(f for f in findings if f.code == "balance_read")
+    assert balance.value == "915,15"
+
+
+@pytest.mark.parametrize(
+    "issued, code", [("12/10/2026", "recent_enough"), ("3 juillet 2026", "too_old")]
+)
+def test_proof_of_address_issue_date_against_three_months(tmp_path, issued, code):
+    text = _text(tmp_path, paperdocs.ENERGY_BILL.format(issued=issued))
+    expect = Expectation(item_code="justificatif_domicile", max_age_days=92, today=TODAY)
+    findings = read_text(text, expect)
+    assert code in _codes(findings)
+    assert "kind_matches" in _codes(findings)
+
+
+def test_a_passport_zone_makes_the_paper_a_passport(tmp_path):
+    text = _text(tmp_path, _mrz_html(ICAO_TD3))
+    findings = read_text(text, Expectation(item_code="titre_sejour", today=TODAY))
+    mismatch = next(f for f in findings if f.code == "kind_mismatch")
+    assert mismatch.message == "Ceci ressemble à un passeport, la ligne demande un titre de séjour."
+
+
+def test_text_without_anything_to_check_gives_nothing():
+    assert read_text("Bonjour, voici mon document.", Expectation(item_code="rib")) == []
