@@ -5,11 +5,14 @@ No services: the readers are plain functions over the text layer of a PDF.
 
 from __future__ import annotations
 
+import io
 from datetime import date
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageEnhance, ImageFilter
 
+from portal.paperchecks import quality
 from portal.paperchecks.findings import Expectation
 from portal.paperchecks.mrz import check_digit, find_zones, read_mrz
 from portal.paperchecks.reading import read_text
@@ -186,3 +189,43 @@ def test_a_passport_zone_makes_the_paper_a_passport(tmp_path):
 
 def test_text_without_anything_to_check_gives_nothing():
     assert read_text("Bonjour, voici mon document.", Expectation(item_code="rib")) == []
+
+
+@pytest.fixture(scope="module")
+def desk_photo(tmp_path_factory):
+    """A 12 MP phone-like photo of a rendered bank statement."""
+    pdf = paperdocs.render(paperdocs.STATEMENT, tmp_path_factory.mktemp("q") / "releve.pdf")
+    return paperdocs.photo(pdf)
+
+
+def _jpeg(image: Image.Image) -> io.BytesIO:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    out.seek(0)
+    return out
+
+
+@pytest.mark.parametrize(
+    "degrade, expected",
+    [
+        (lambda im: im, []),
+        (lambda im: im.filter(ImageFilter.GaussianBlur(2)), []),
+        (lambda im: im.filter(ImageFilter.GaussianBlur(5)), ["blurred"]),
+        (lambda im: ImageEnhance.Brightness(im).enhance(0.3), ["dark"]),
+        (lambda im: Image.blend(im, Image.new("RGB", im.size, "white"), 0.7), ["washed_out"]),
+        (lambda im: Image.new("RGB", im.size, (236, 234, 228)), ["blank"]),
+    ],
+    ids=["sharp", "slight-blur", "blurred", "dark", "washed-out", "blank"],
+)
+def test_photo_quality_on_a_degraded_12_mp_photo(desk_photo, degrade, expected):
+    stream = _jpeg(degrade(desk_photo))
+    stream.seek(7)
+    assert quality.assess_jpeg(stream) == expected
+    assert stream.tell() == 7  # the caller's position is kept
+
+
+def test_quality_says_nothing_of_a_progressive_jpeg_or_a_broken_one(desk_photo):
+    progressive = io.BytesIO()
+    desk_photo.filter(ImageFilter.GaussianBlur(8)).save(progressive, "JPEG", progressive=True)
+    assert quality.assess_jpeg(progressive) == []
+    assert quality.assess_jpeg(io.BytesIO(b"\xff\xd8\xff\xe0 not a jpeg")) == []
