@@ -229,3 +229,25 @@ def test_quality_says_nothing_of_a_progressive_jpeg_or_a_broken_one(desk_photo):
     desk_photo.filter(ImageFilter.GaussianBlur(8)).save(progressive, "JPEG", progressive=True)
     assert quality.assess_jpeg(progressive) == []
     assert quality.assess_jpeg(io.BytesIO(b"\xff\xd8\xff\xe0 not a jpeg")) == []
+
+
+def test_check_file_prints_the_checks_and_writes_the_text_layer(app, tmp_path, desk_photo):
+    """A phone photo of a tax notice, sent for the RIB line: OCR, then the checks."""
+    tax = paperdocs.photo(paperdocs.render(paperdocs.TAX_NOTICE, tmp_path / "avis.pdf"))
+    photo = tmp_path / "avis.jpg"
+    tax.save(photo, "JPEG", quality=90)
+    rib = tmp_path / "rib.pdf"  # born digital: keeps its own text
+    paperdocs.render(paperdocs.RIB.format(iban=paperdocs.BROKEN_IBAN), rib)
+    out = tmp_path / "out"
+    result = app.test_cli_runner().invoke(
+        args=["check-file", "--line", "rib", "--out", str(out), str(photo), str(rib)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"{photo}: accepted (jpeg, 1 page(s)) -> {out / 'avis.pdf'}"
+    assert "  !! Ceci ressemble à un avis d’impôt, la ligne demande un RIB." in lines
+    assert any(line.startswith(f"{rib}: accepted (pdf, 1 page(s))") for line in lines)
+    assert "  ok Ceci ressemble bien à un RIB." in lines
+    assert any("clé de contrôle est fausse" in line for line in lines)
+    layer = pdf_text(out / "avis.pdf")  # the photo's PDF now carries the words read
+    assert "AVIS D'IMPÔT" in layer and "Revenus de 2025" in layer

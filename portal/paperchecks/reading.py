@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from flask_babel import gettext as _
+
+from portal.paperchecks import ocr, quality
 from portal.paperchecks.amounts import read_amounts
 from portal.paperchecks.dates import read_income_year, read_issue_date, read_statement_period
 from portal.paperchecks.findings import Expectation, Finding
@@ -33,3 +38,38 @@ def read_text(text: str, expect: Expectation | None = None) -> list[Finding]:
     findings += read_income_year(text, expect)
     findings += read_amounts(text)
     return findings
+
+
+def photo_findings(original: Path, kind: str) -> list[Finding]:
+    """What the quality look says of an original photo, as findings for staff."""
+    if kind != "jpeg":
+        return []
+    with original.open("rb") as stream:
+        codes = quality.assess_jpeg(stream)
+    return [Finding(f"photo_{code}", False, str(quality.MESSAGES[code])) for code in codes]
+
+
+def read_document(
+    pdf_path: Path,
+    workdir: Path,
+    expect: Expectation | None = None,
+    *,
+    original: Path | None = None,
+    kind: str | None = None,
+) -> list[Finding]:
+    """The checks of one normalised PDF, which gets its text layer on the way (in place).
+
+    Without Tesseract installed the pages that carry no text of their own are not read, and
+    a finding says so rather than pretending the paper said nothing.
+    """
+    found = photo_findings(original, kind) if original is not None and kind else []
+    try:
+        text = ocr.add_text_layer(pdf_path, workdir).text
+    except ocr.OcrUnavailable:
+        return [
+            *found,
+            Finding(
+                "ocr_unavailable", False, _("Lecture du texte indisponible (Tesseract absent).")
+            ),
+        ]
+    return found + read_text(text, expect)
