@@ -71,8 +71,9 @@ def add_text_layer(pdf_path: Path, workdir: Path) -> TextLayer:
                 texts.append(own)
                 page.close()
                 continue
-            image = workdir / f"ocr-{index}.png"
-            page.render(scale=DPI / 72, grayscale=True).to_pil().save(image, dpi=(DPI, DPI))
+            # PGM: no compression to pay for; Tesseract is told the resolution by --dpi.
+            image = workdir / f"ocr-{index}.pgm"
+            page.render(scale=DPI / 72, grayscale=True).to_pil().convert("L").save(image)
             page.close()
             base = workdir / f"ocr-{index}"
             texts.append(recognise(image, base, pdf=True))
