@@ -1,6 +1,5 @@
-"""The readers of portal/paperchecks on papers rendered as real PDFs and on public MRZ specimens.
-
-No services: the readers are plain functions over the text layer of a PDF.
+"""The readers of portal/paperchecks on papers rendered as real PDFs and on public MRZ specimens,
+photo quality on degraded photos, then the checks through the worker, the case page and privacy.
 """
 
 from __future__ import annotations
@@ -11,13 +10,23 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageEnhance, ImageFilter
+from sqlalchemy import func, select
 
+from portal.audit import AuditEvent
+from portal.cases.operations import open_case
+from portal.db import db, utcnow
+from portal.documents.checks import expectation, store_checks
+from portal.documents.models import Document, DocumentCheck, Source
+from portal.documents.operations import add_document
 from portal.paperchecks import quality
 from portal.paperchecks.findings import Expectation
 from portal.paperchecks.mrz import check_digit, find_zones, read_mrz
 from portal.paperchecks.reading import read_text
 from portal.paperchecks.text import pdf_text
-from tests import paperdocs
+from portal.privacy.erasure import erase_client
+from portal.privacy.exports import export_data, load_record
+from tests import factories, paperdocs
+from worker.jobs import normalise_document
 
 TODAY = date(2026, 12, 2)
 
@@ -251,3 +260,69 @@ def test_check_file_prints_the_checks_and_writes_the_text_layer(app, tmp_path, d
     assert any("clé de contrôle est fausse" in line for line in lines)
     layer = pdf_text(out / "avis.pdf")  # the photo's PDF now carries the words read
     assert "AVIS D'IMPÔT" in layer and "Revenus de 2025" in layer
+
+
+# --- Through the worker, the case page and privacy --------------------------------------------
+
+
+@pytest.fixture
+def statement_case(org, agent):
+    client = factories.MicroClientFactory(org=org)
+    return open_case(client, "urssaf-ca", agent.ref, today=date(2026, 11, 27))
+
+
+def test_worker_stores_checks_staff_see_and_dismiss_them_for_good(
+    app, login, agent, statement_case, tmp_path
+):
+    case = statement_case
+    item = next(i for i in case.items if i.code == "releves_bancaires")
+    rib = paperdocs.render(paperdocs.RIB.format(iban=paperdocs.BROKEN_IBAN), tmp_path / "rib.pdf")
+    with rib.open("rb") as stream:
+        document = add_document(
+            case, item, stream, "rib.pdf", agent.ref, source=Source.staff, max_bytes=10**7
+        )
+    db.session.commit()
+    assert normalise_document(document.id) is True
+    db.session.expire_all()
+    document = db.session.get(Document, document.id)
+    codes = [c.code for c in document.checks]
+    assert codes == ["kind_mismatch", "iban_invalid"]
+    mismatch = document.checks[0]
+    assert mismatch.message == "Ceci ressemble à un RIB, la ligne demande un relevé bancaire."
+
+    http = login(agent)
+    html = http.get(f"/dossiers/{case.id}").get_data(as_text=True)
+    assert "Ceci ressemble à un RIB, la ligne demande un relevé bancaire." in html
+    assert "FR76 3000 6000 0112 3456 7980 189" in html  # the evidence, as read
+    response = http.post_form(
+        f"/dossiers/{case.id}/documents/{document.id}/verifications/{mismatch.id}/masquer",
+        {},
+        page=f"/dossiers/{case.id}",
+        follow_redirects=True,
+    )
+    html = response.get_data(as_text=True)
+    assert "Vérification masquée pour ce document." in html
+    assert "la ligne demande un relevé bancaire" not in html
+    assert "clé de contrôle est fausse" in html
+    event = db.session.scalar(
+        select(AuditEvent).where(AuditEvent.action == "document.check_dismissed")
+    )
+    assert event is not None and event.actor == agent.ref
+
+    # Read again (a retried job): the dismissed check does not come back, the other stays.
+    db.session.expire_all()
+    document = db.session.get(Document, document.id)
+    store_checks(document, read_text(pdf_text(rib), expectation(document)))
+    db.session.commit()
+    db.session.expire_all()
+    document = db.session.get(Document, document.id)
+    assert [c.code for c in document.open_checks] == ["iban_invalid"]
+    assert len(document.checks) == 2
+
+    # Export carries the checks; erasure leaves none.
+    record = load_record(case.client)
+    data = export_data(record, utcnow(), [])
+    assert [c["code"] for c in data["documents"][0]["checks"]] == codes
+    erase_client(case.client, agent.ref)
+    db.session.commit()
+    assert db.session.scalar(select(func.count(DocumentCheck.id))) == 0
