@@ -20,7 +20,7 @@ from portal.documents.models import Document, DocumentCheck, Source
 from portal.documents.operations import add_document
 from portal.paperchecks import quality
 from portal.paperchecks.findings import Expectation
-from portal.paperchecks.mrz import check_digit, find_zones, read_mrz
+from portal.paperchecks.mrz import check_digit, find_zones, old_card_expiry, read_mrz
 from portal.paperchecks.reading import read_text
 from portal.paperchecks.text import pdf_text
 from portal.privacy.erasure import erase_client
@@ -69,7 +69,8 @@ def test_check_digit_matches_icao_worked_example():
         (ICAO_TD3, "TD3", "ERIKSSON, ANNA MARIA", date(2012, 4, 15)),
         (ICAO_TD1, "TD1", "ERIKSSON, ANNA MARIA", date(2012, 4, 15)),
         (FR_CNI_2021, "TD1", "MARTIN, MAELYS GAELLE MARIE", date(2030, 2, 11)),
-        (FR_CNI_1988, "1988", "DOUEL, CHRISTIANE, NI", None),
+        # Issued June 2005 to an adult (born 1929): 15 years, to the end of June 2020.
+        (FR_CNI_1988, "1988", "DOUEL, CHRISTIANE, NI", date(2020, 6, 30)),
     ],
 )
 def test_specimen_zones_read_from_a_pdf_pass_their_check_digits(tmp_path, mrz, kind, names, expiry):
@@ -112,6 +113,14 @@ def test_one_misread_character_fails_the_check_digit_that_covers_it(tmp_path, mr
     assert field in findings[0].message
     assert "contrôle général" in findings[0].message
     assert findings[0].value is None  # nothing proposed from a zone that does not add up
+
+
+def test_old_french_card_validity_depends_on_the_holders_age_at_issue():
+    issued = date(2012, 3, 1)
+    assert old_card_expiry(issued, date(1980, 5, 4)) == date(2027, 3, 31)  # adult: 15 years
+    assert old_card_expiry(issued, date(2000, 5, 4)) == date(2022, 3, 31)  # minor: 10 years
+    assert old_card_expiry(date(2003, 12, 1), date(1970, 1, 1)) == date(2013, 12, 31)
+    assert "document_expired" in _codes(read_mrz(FR_CNI_1988, TODAY))
 
 
 def test_an_expired_passport_is_flagged_and_a_valid_card_is_not():

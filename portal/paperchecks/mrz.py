@@ -4,7 +4,7 @@ Formats (ICAO 9303 and the pre-2021 French identity card):
 - TD3, passports: 2 lines of 44;
 - TD1, identity cards and residence permits (French card since 2021, titre de séjour): 3 x 30;
 - the French identity card of 1988-2021: 2 lines of 36, its own layout, no expiry date in it
-  (the month of issue is the first four characters of the card number).
+  (the month of issue is the first four characters of the card number; `old_card_expiry`).
 
 The field layouts are a table per format and the check digit is ICAO's 7-3-1 sum. We did not
 take the `mrz` package from PyPI: its last release is from 2020 and it has no reader for the
@@ -115,7 +115,7 @@ class Zone:
     given_names: str
     birth: date | None
     expiry: date | None
-    issued: date | None  # old French card only
+    issued: date | None  # old French card only (month of issue)
 
 
 def _clean_lines(text: str) -> list[str]:
@@ -152,6 +152,27 @@ def _names(field: str) -> tuple[str, str]:
     return surname.replace("<", " ").strip(), given.replace("<", " ").strip()
 
 
+def old_card_expiry(issued: date, birth: date | None) -> date:
+    """The last day of validity of a French card of the 1988-2021 model, from its month of issue.
+
+    Valid 10 years, or 15 for a card issued to an adult from 2 January 2004 (decree 2013-1188:
+    cards issued 2004-2013 to adults were extended to 15 years, those issued since are).
+    The zone gives the month only: the card is taken as valid until the end of that month.
+    """
+    adult = birth is not None and _add_years(birth, 18) <= issued
+    years = 15 if adult and issued >= date(2004, 1, 1) else 10
+    end = _add_years(issued, years)
+    following = date(end.year + end.month // 12, end.month % 12 + 1, 1)
+    return date.fromordinal(following.toordinal() - 1)
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
 def _parse(layout: Layout, lines: tuple[str, ...], today: date) -> Zone:
     failed = []
     for label, slices, (line, pos) in layout.checks:
@@ -166,10 +187,14 @@ def _parse(layout: Layout, lines: tuple[str, ...], today: date) -> Zone:
     if layout.given is not None:
         surname = surname or _cut(lines, layout.names).replace("<", " ").strip()
         given = _cut(lines, layout.given).replace("<<", ", ").replace("<", " ").strip(" ,")
-    issued = None
+    issued = expiry = None
+    birth = _date(_cut(lines, layout.birth), future=False, today=today)
+    if layout.expiry:
+        expiry = _date(_cut(lines, layout.expiry), future=True, today=today)
     if layout is FR_CNI_1988:
         number = _cut(lines, layout.number)
         issued = _date(number[:2] + number[2:4] + "01", future=False, today=today)
+        expiry = old_card_expiry(issued, birth) if issued else None
     return Zone(
         layout=layout,
         lines=lines,
@@ -177,10 +202,8 @@ def _parse(layout: Layout, lines: tuple[str, ...], today: date) -> Zone:
         number=_cut(lines, layout.number).replace("<", ""),
         surname=surname,
         given_names=given,
-        birth=_date(_cut(lines, layout.birth), future=False, today=today),
-        expiry=(
-            _date(_cut(lines, layout.expiry), future=True, today=today) if layout.expiry else None
-        ),
+        birth=birth,
+        expiry=expiry,
         issued=issued,
     )
 
@@ -225,6 +248,8 @@ def read_mrz(text: str, today: date | None = None) -> list[Finding]:
             )
             continue
         proposed = f"{zone.surname}, {zone.given_names}"
+        if zone.issued:  # old French card: computed from the month of issue and the age
+            proposed += f" ; délivrée en {zone.issued:%m/%Y}"
         if zone.expiry:
             proposed += f" ; expire le {zone.expiry:%d/%m/%Y}"
         findings.append(
