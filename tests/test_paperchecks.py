@@ -8,6 +8,7 @@ import io
 from datetime import date
 from pathlib import Path
 
+import pypdfium2
 import pytest
 from PIL import Image, ImageEnhance, ImageFilter
 from sqlalchemy import func, select
@@ -18,7 +19,7 @@ from portal.db import db, utcnow
 from portal.documents.checks import expectation, store_checks
 from portal.documents.models import Document, DocumentCheck, Source
 from portal.documents.operations import add_document
-from portal.paperchecks import quality
+from portal.paperchecks import ocr, quality
 from portal.paperchecks.findings import Expectation
 from portal.paperchecks.mrz import check_digit, find_zones, old_card_expiry, read_mrz
 from portal.paperchecks.reading import read_text
@@ -335,3 +336,21 @@ def test_worker_stores_checks_staff_see_and_dismiss_them_for_good(
     erase_client(case.client, agent.ref)
     db.session.commit()
     assert db.session.scalar(select(func.count(DocumentCheck.id))) == 0
+
+
+def test_ocr_reads_at_most_max_pages(tmp_path, monkeypatch):
+    """Scanned pages beyond the cap keep no text layer; the first ones get one."""
+    monkeypatch.setattr(ocr, "MAX_PAGES", 1)
+    page = paperdocs.photo(paperdocs.render(paperdocs.STATEMENT, tmp_path / "r.pdf"))
+    scan = tmp_path / "scan.pdf"
+    small = page.resize((1200, 900))
+    small.save(scan, "PDF", save_all=True, append_images=[small], resolution=100)
+    layer = ocr.add_text_layer(scan, tmp_path)
+    assert layer.ocr_pages == 1
+    assert "RELEV" in pdf_text(scan, max_pages=1)
+    document = pypdfium2.PdfDocument(str(scan))
+    try:
+        second = document[1].get_textpage().get_text_range()
+    finally:
+        document.close()
+    assert second.strip() == ""

@@ -23,6 +23,9 @@ DPI = 200
 LANG = "fra"
 MIN_OWN_TEXT = 20  # characters: a page with fewer has no text layer of its own
 TIMEOUT = 60  # seconds per page
+# Pages read per document: papers asked for are a few pages; a 200-page upload must not hold
+# the worker (or the embedded mode's inline job) for minutes. Later pages keep no text layer.
+MAX_PAGES = 30
 
 
 class OcrUnavailable(RuntimeError):
@@ -57,12 +60,12 @@ def recognise(image: Path, out_base: Path, *, pdf: bool) -> str:
 
 
 def add_text_layer(pdf_path: Path, workdir: Path) -> TextLayer:
-    """Give every page of `pdf_path` (ours, normalised) a text layer, in place."""
+    """Give the pages of `pdf_path` (ours, normalised) a text layer, in place (MAX_PAGES)."""
     texts: list[str] = []
     overlays: dict[int, Path] = {}
     document = pypdfium2.PdfDocument(str(pdf_path))
     try:
-        for index in range(len(document)):
+        for index in range(min(len(document), MAX_PAGES)):
             page = document[index]
             textpage = page.get_textpage()
             own = textpage.get_text_range().replace("\r\n", "\n")
