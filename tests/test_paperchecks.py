@@ -322,7 +322,7 @@ def test_worker_stores_checks_staff_see_and_dismiss_them_for_good(
     # Read again (a retried job): the dismissed check does not come back, the other stays.
     db.session.expire_all()
     document = db.session.get(Document, document.id)
-    store_checks(document, read_text(pdf_text(rib), expectation(document)))
+    store_checks(document, read_text(pdf_text(rib), expectation(case, item)))
     db.session.commit()
     db.session.expire_all()
     document = db.session.get(Document, document.id)
@@ -354,3 +354,11 @@ def test_ocr_reads_at_most_max_pages(tmp_path, monkeypatch):
     finally:
         document.close()
     assert second.strip() == ""
+
+
+def test_expectation_takes_the_lines_validity_from_the_catalog(org, agent):
+    client = factories.ClientFactory(org=org)
+    case = open_case(client, "ants-carte-grise-adresse", agent.ref, today=date(2026, 11, 27))
+    item = next(i for i in case.items if i.code == "justificatif_domicile")
+    expect = expectation(case, item, today=date(2026, 12, 2))
+    assert expect.item_code == "justificatif_domicile" and expect.max_age_days == 183

@@ -8,14 +8,14 @@ case and the line the document was sent for, and the table the findings go to.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import date
 from pathlib import Path
 
 from sqlalchemy import delete, select
 
 from portal import audit
-from portal.cases.models import ChecklistItem
+from portal.cases.models import Case, ChecklistItem
+from portal.checklists.catalog import catalog
 from portal.db import db, utcnow
 from portal.documents.models import Document, DocumentCheck
 from portal.paperchecks.findings import Expectation, Finding
@@ -27,17 +27,15 @@ STATEMENT_LINES = {"releves_bancaires"}
 TAX_NOTICE_LINES = {"avis_impot"}
 
 
-def expectation(document: Document, today: date | None = None) -> Expectation:
+def expectation(case: Case, item: ChecklistItem, today: date | None = None) -> Expectation:
     """What the line and the case expect of this paper.
 
     A statement must cover the case's period; the last tax notice of an income-tax case whose
-    period is income year N is the one on the income of N - 1; a line whose label says
-    "de moins de N mois" gives the maximal age.
+    period is income year N is the one on the income of N - 1; the catalog's
+    `validity_days` of the line gives the maximal age ("de moins de 3 mois": 92).
     """
-    item: ChecklistItem = document.item
-    case = document.case
     code = item.code
-    max_age = _max_age_days(item)
+    max_age = _max_age_days(case.procedure_code, item)
     return Expectation(
         item_code=code,
         period_start=case.period_start_on if code in STATEMENT_LINES else None,
@@ -48,13 +46,13 @@ def expectation(document: Document, today: date | None = None) -> Expectation:
     )
 
 
-def _max_age_days(item: ChecklistItem) -> int | None:
-    """ "Justificatif de domicile de moins de 3 mois" -> 93 days, from the line's label."""
-    m = re.search(r"de moins de (\d+|un|une) (mois|an)", item.label or "")
-    if m is None:
+def _max_age_days(procedure_code: str, item: ChecklistItem) -> int | None:
+    """The line's `validity_days` in the catalog ("de moins de 3 mois": 92)."""
+    procedure = catalog().procedures.get(procedure_code)
+    if procedure is None:  # a procedure withdrawn from the catalog
         return None
-    count = 1 if m.group(1) in {"un", "une"} else int(m.group(1))
-    return count * (31 if m.group(2) == "mois" else 366)
+    spec = next((d for d in procedure.documents if d.code == item.code), None)
+    return spec.validity_days if spec is not None else None
 
 
 def read_checks(document: Document, pdf_path: Path, workdir: Path, original: Path) -> list[Finding]:
@@ -65,7 +63,11 @@ def read_checks(document: Document, pdf_path: Path, workdir: Path, original: Pat
     """
     try:
         return read_document(
-            pdf_path, workdir, expectation(document), original=original, kind=document.kind
+            pdf_path,
+            workdir,
+            expectation(document.case, document.item),
+            original=original,
+            kind=document.kind,
         )
     except Exception:
         log.exception("document %s: automatic checks failed", document.id)
