@@ -5,6 +5,7 @@ photo quality on degraded photos, then the checks through the worker, the case p
 from __future__ import annotations
 
 import io
+import subprocess
 from datetime import date
 from pathlib import Path
 
@@ -362,3 +363,14 @@ def test_expectation_takes_the_lines_validity_from_the_catalog(org, agent):
     item = next(i for i in case.items if i.code == "justificatif_domicile")
     expect = expectation(case, item, today=date(2026, 12, 2))
     assert expect.item_code == "justificatif_domicile" and expect.max_age_days == 183
+
+
+def test_tesseract_runs_under_a_memory_limit(tmp_path, monkeypatch):
+    """Squeezed below what a page needs, Tesseract fails instead of growing (the worker then
+    stores the PDF without checks: read_checks logs and returns none)."""
+    monkeypatch.setattr(ocr, "MEMORY", 16 * 1024 * 1024)
+    page = paperdocs.photo(paperdocs.render(paperdocs.STATEMENT, tmp_path / "r.pdf"))
+    scan = tmp_path / "scan.pdf"
+    page.resize((1200, 900)).save(scan, "PDF", resolution=100)
+    with pytest.raises(subprocess.CalledProcessError):
+        ocr.add_text_layer(scan, tmp_path)

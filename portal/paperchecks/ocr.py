@@ -26,6 +26,10 @@ TIMEOUT = 60  # seconds per page
 # Pages read per document: papers asked for are a few pages; a 200-page upload must not hold
 # the worker (or the embedded mode's inline job) for minutes. Later pages keep no text layer.
 MAX_PAGES = 30
+# Tesseract runs under the kernel's limits (util-linux prlimit): address space and CPU seconds,
+# as the decoding child of documents/screening.py does; a page at 200 dpi needs ~200 MB.
+MEMORY = 1024 * 1024 * 1024
+CPU_SECONDS = 60
 
 
 class OcrUnavailable(RuntimeError):
@@ -49,6 +53,9 @@ def recognise(image: Path, out_base: Path, *, pdf: bool) -> str:
     """Run Tesseract on one page image; the text, and `out_base`.pdf (text only) when asked."""
     # --psm 1: page segmentation with orientation detection (a photo taken sideways).
     command = [tesseract(), str(image), str(out_base), "-l", LANG, "--dpi", str(DPI), "--psm", "1"]
+    limiter = shutil.which("prlimit")
+    if limiter is not None:
+        command = [limiter, f"--as={MEMORY}", f"--cpu={CPU_SECONDS}", *command]
     if pdf:
         command += ["-c", "textonly_pdf=1", "pdf"]
     command += ["txt"]
