@@ -40,6 +40,8 @@ drop_pip_warning() { grep -v 'WARNING: Location' || true; }
 
 # ---------------------------------------------------------------- apt
 apt_pkgs=(fonts-dejavu-core fonts-dejavu-extra libpango-1.0-0 libpangoft2-1.0-0 fontconfig)
+# OCR of normalised documents (portal/paperchecks/ocr.py): Tesseract and its French data.
+apt_pkgs+=(tesseract-ocr tesseract-ocr-fra)
 if [[ $mode == test ]]; then
   # curl: services.sh probes the S3 endpoint with it (the base image has it).
   apt_pkgs+=(postgresql-15 redis-server chromium poppler-utils curl)

@@ -9,6 +9,7 @@ import re
 from datetime import date, datetime, timedelta
 
 import pytest
+from PIL import ImageFilter
 from sqlalchemy import select, text
 
 from portal import create_app
@@ -23,7 +24,7 @@ from portal.documents.operations import add_document, review_document
 from portal.privacy.deletions import pending_keys, purge_pending
 from portal.security import token_digest
 from portal.storage import get_store
-from tests import factories
+from tests import factories, paperdocs
 from tests.conftest import Http
 from tests.corpus import SAMPLES, path
 from tests.test_cases import _statements
@@ -556,6 +557,27 @@ def test_corpus_through_the_link(public, case, sample):
         assert "À envoyer" in html
 
 
+def test_a_blurred_photo_is_kept_and_the_client_told_to_retake_it(public, case, tmp_path):
+    item = _item(case)
+    sharp = paperdocs.photo(paperdocs.render(paperdocs.STATEMENT, tmp_path / "releve.pdf"))
+    blurred = io.BytesIO()
+    sharp.filter(ImageFilter.GaussianBlur(6)).save(blurred, "JPEG", quality=90)
+    response = _send(public, item, ("releve.jpg", blurred.getvalue()), json=True)
+    assert response.status_code == 201
+    [result] = response.get_json()["files"]
+    assert result["stored"] and result["quality"] == ["blurred"]
+    assert (
+        "La photo semble floue : reprenez-la en vous approchant de la lumière."
+        in (result["message"])
+    )
+    assert len(_documents(case)) == 1
+    again = io.BytesIO()
+    sharp.filter(ImageFilter.GaussianBlur(8)).save(again, "JPEG", quality=90)
+    _send(public, item, ("releve2.jpg", again.getvalue()))
+    html = _page(public)
+    assert 'class="flash flash-warning"' in html and "semble floue" in html
+
+
 def test_json_outcomes_for_the_script_and_duplicates(public, case):
     item = _item(case)
     photo = path("photo_rotated.jpg").read_bytes()
@@ -570,6 +592,7 @@ def test_json_outcomes_for_the_script_and_duplicates(public, case):
             "stored": True,
             "duplicate": False,
             "message": "« photo.jpg » est bien reçu.",
+            "quality": [],
         }
     ]
     assert body["state"] == "Reçu, en cours de vérification"

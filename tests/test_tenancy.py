@@ -27,7 +27,7 @@ from portal.clients.models import Activity, ClientKind, Periodicity
 from portal.clients.operations import record_consent
 from portal.db import db, utcnow
 from portal.documents.links import create_link
-from portal.documents.models import Source
+from portal.documents.models import DocumentCheck, Source
 from portal.documents.operations import add_document
 from portal.packs.models import Pack, PackStatus
 from portal.privacy.models import Export
@@ -124,6 +124,21 @@ def _export(org: Organisation, made: dict[str, Any]) -> Any:
     return made["export"]
 
 
+def _check(org: Organisation, made: dict[str, Any]) -> Any:
+    """An automatic check of the URL's document."""
+    check = DocumentCheck(
+        org_id=org.id,
+        document_id=_document(org, made).id,
+        code="iban_invalid",
+        ok=False,
+        message=f"IBAN de {SECRET_NAME} mal lu",
+        evidence="FR76",
+    )
+    db.session.add(check)
+    db.session.flush()
+    return check
+
+
 def _feed(org: Organisation, made: dict[str, Any]) -> Any:
     user = factories.UserFactory(org=org, name=SECRET_NAME)
     return feeds.create_feed(org.id, user.id, "test")[0]
@@ -158,6 +173,7 @@ ID_MAKERS: dict[str, Callable[[Organisation, dict[str, Any]], Any]] = {
         made["item"].id if "item" in made else _case(org, made).items[0].id
     ),
     "document_id": lambda org, made: _document(org, made).id,
+    "check_id": lambda org, made: _check(org, made).id,
     "feed_id": lambda org, made: _feed(org, made).id,
     "link_id": lambda org, made: _link(org, made).id,
     "export_id": lambda org, made: _export(org, made).id,

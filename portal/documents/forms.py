@@ -39,3 +39,7 @@ class FilingForm(FlaskForm):
         _l("Numéro de dépôt donné par le site"), validators=[Optional(), Length(max=100)]
     )
     receipt = FileField(_l("Accusé de réception (PDF ou photo)"))
+
+
+class DismissCheckForm(FlaskForm):
+    """Hiding one automatic check of a document: nothing but the CSRF token."""

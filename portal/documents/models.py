@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ForeignKeyConstraint,
     Index,
     SmallInteger,
@@ -112,9 +113,24 @@ class Document(TenantMixin, Base):
         viewonly=True,
     )
 
+    checks: Mapped[list[DocumentCheck]] = relationship(
+        primaryjoin=(
+            "and_(DocumentCheck.document_id == Document.id, "
+            "DocumentCheck.org_id == Document.org_id)"
+        ),
+        foreign_keys="[DocumentCheck.document_id]",
+        order_by="DocumentCheck.id",
+        viewonly=True,
+    )
+
     @property
     def ref(self) -> str:
         return f"document:{self.id}"
+
+    @property
+    def open_checks(self) -> list[DocumentCheck]:
+        """The checks staff have not dismissed, in the order the readers gave them."""
+        return [c for c in self.checks if c.dismissed_at is None]
 
     @property
     def is_image(self) -> bool:
@@ -124,6 +140,34 @@ class Document(TenantMixin, Base):
     def derived_keys(self) -> tuple[str, str]:
         """Where the normalisation job writes the PDF version and the thumbnail."""
         return f"{self.storage_key}.pdf", f"{self.storage_key}.thumb.jpg"
+
+
+class DocumentCheck(TenantMixin, Base):
+    """One automatic check of a document (portal/paperchecks), with the words it was read from.
+
+    Written by the worker after normalisation; staff see the open ones on review and may
+    dismiss one: a dismissed check (same code and evidence) is never written again for that
+    document. Personal data (names, IBAN, amounts read): exported and erased with the document.
+    """
+
+    __tablename__ = "document_checks"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["org_id", "document_id"], ["documents.org_id", "documents.id"], ondelete="CASCADE"
+        ),
+        Index("ix_document_checks_document_id", "document_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column()
+    code: Mapped[str] = mapped_column(String(40))  # Finding.code: iban_invalid, kind_mismatch...
+    ok: Mapped[bool] = mapped_column(Boolean)
+    message: Mapped[str] = mapped_column(Text)  # French, for staff
+    evidence: Mapped[str] = mapped_column(Text, default="")  # the words read
+    value: Mapped[str | None] = mapped_column(String(200))  # proposed, "à vérifier"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    dismissed_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class UploadLink(TenantMixin, Base):

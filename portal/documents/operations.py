@@ -36,6 +36,7 @@ from portal.documents.models import (
     Source,
 )
 from portal.documents.screening import Identity, Refusal, Screened, identify, screen
+from portal.paperchecks import quality
 from portal.storage import StorageError, case_prefix, get_store
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,9 @@ class Outcome:
     duplicate: bool = False
     error: str | None = None
     status: int = 201
+    # What a look at the photo found (quality.problems codes): told to the client at once; the
+    # file is kept, he may send a better one.
+    problems: tuple[str, ...] = ()
 
     @property
     def stored(self) -> bool:
@@ -121,11 +125,14 @@ class Outcome:
         if self.error:
             return self.error
         name = self.document.filename if self.document else self.filename
-        return _("« %(name)s » est bien reçu.", name=name)
+        received = _("« %(name)s » est bien reçu.", name=name)
+        return " ".join([received, *(str(m) for m in quality.messages(self.problems))])
 
     @property
     def category(self) -> str:
-        """The flash category: a duplicate is news, not an error."""
+        """The flash category: a duplicate is news, a doubtful photo a warning, not an error."""
+        if self.stored and self.problems:
+            return "warning"
         return "success" if self.stored else ("info" if self.duplicate else "error")
 
     def as_json(self) -> dict[str, Any]:
@@ -136,6 +143,7 @@ class Outcome:
             "stored": self.stored,
             "duplicate": self.duplicate,
             "message": self.message,
+            "quality": list(self.problems),
         }
 
 
@@ -353,7 +361,8 @@ def add_many(
         except (Refusal, DocumentError) as exc:
             outcome = Outcome(name, error=str(exc.message), status=exc.status)
         else:
-            outcome = Outcome(name, document)
+            problems = quality.assess_jpeg(stream) if document.kind == "jpeg" else []
+            outcome = Outcome(name, document, problems=tuple(problems))
         outcomes.append(outcome)
         if identity is not None:
             answered.setdefault(identity.sha256, outcome)

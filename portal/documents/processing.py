@@ -19,6 +19,7 @@ from portal import audit
 from portal.background import JOBS, RESEND_AFTER
 from portal.db import db
 from portal.deletions import claim, release, reserve
+from portal.documents.checks import read_checks, store_checks
 from portal.documents.models import Document, Normalisation
 from portal.documents.normalise import NormaliseError, normalise
 from portal.documents.operations import NORMALISE_JOB
@@ -63,6 +64,8 @@ def normalise_document(document: Document) -> bool:
             result = normalise(source, document.kind, workdir)
         except NormaliseError as exc:
             return _failed(document, str(exc))
+        # The text layer goes into the PDF before it is stored; the findings wait for the row.
+        findings = read_checks(document, result.pdf_path, workdir, source)
         current = _locked(document_id)
         if current is None or current.normalisation == Normalisation.ready:
             db.session.commit()
@@ -92,6 +95,7 @@ def normalise_document(document: Document) -> bool:
     document.pages = result.pages
     document.normalisation = Normalisation.ready
     document.normalise_error = None
+    store_checks(document, findings)
     audit.record(
         document.org_id,
         ACTOR,

@@ -25,8 +25,9 @@ from portal.cases.periods import french_today
 from portal.cases.queries import case_item_or_404
 from portal.checklists.catalog import catalog
 from portal.db import db
+from portal.documents.checks import dismiss_check
 from portal.documents.filing import record_filing
-from portal.documents.forms import DocumentReviewForm, FilingForm, UploadForm
+from portal.documents.forms import DismissCheckForm, DocumentReviewForm, FilingForm, UploadForm
 from portal.documents.models import Document, RefusalReason, Review, Source
 from portal.documents.operations import (
     REFUSAL_LABELS,
@@ -197,6 +198,22 @@ def review(case_id: int, document_id: int) -> Response:
             _("« %(name)s » est refusé ; l'usager verra la raison.", name=document.filename),
             "success",
         )
+    return back
+
+
+@bp.post("/dossiers/<int:case_id>/documents/<int:document_id>/verifications/<int:check_id>/masquer")
+@login_required
+def dismiss(case_id: int, document_id: int, check_id: int) -> Response:
+    case, document = _case_document(case_id, document_id)
+    require(Role.agent)
+    back = redirect(url_for("cases.case", case_id=case.id, _anchor=f"document-{document.id}"))
+    if not DismissCheckForm().validate_on_submit():
+        flash(_("Le formulaire n'est pas valide : rechargez la page et recommencez."), "error")
+        return back
+    if dismiss_check(document, check_id, current_user.ref) is None:
+        abort(404)
+    db.session.commit()
+    flash(_("Vérification masquée pour ce document."), "success")
     return back
 
 

@@ -22,7 +22,7 @@ from portal.clients.models import Client
 from portal.db import db
 from portal.deletions import watch_prefix
 from portal.documents.links import revoke_link
-from portal.documents.models import Document, UploadLink
+from portal.documents.models import Document, DocumentCheck, UploadLink
 from portal.packs.models import Pack
 from portal.privacy.deletions import Waiting, pending_by_reason, schedule_deletion
 from portal.privacy.models import Erasure, ErasureReason, Export
@@ -177,6 +177,14 @@ def erase_client(client: Client, actor: str, *, reason: str = "request") -> Eras
             WebhookDelivery.org_id == org_id, WebhookDelivery.client_id == client_id
         ),
         delete(Pack).where(Pack.org_id == org_id, Pack.case_id.in_(found.case_ids)),
+        delete(DocumentCheck).where(
+            DocumentCheck.org_id == org_id,
+            DocumentCheck.document_id.in_(
+                select(Document.id).where(
+                    Document.org_id == org_id, Document.case_id.in_(found.case_ids)
+                )
+            ),
+        ),
         delete(Document).where(Document.org_id == org_id, Document.case_id.in_(found.case_ids)),
         delete(ChecklistItem).where(
             ChecklistItem.org_id == org_id, ChecklistItem.case_id.in_(found.case_ids)

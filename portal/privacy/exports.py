@@ -291,7 +291,14 @@ def export_data(record: ClientRecord, built_at: datetime, missing: list[str]) ->
         },
         "cases": [row_dict(c) for c in record.cases],
         "checklist_items": [row_dict(i) for i in record.items],
-        "documents": [{**row_dict(d), "files": by_doc.get(d.id, {})} for d in record.documents],
+        "documents": [
+            {
+                **row_dict(d),
+                "files": by_doc.get(d.id, {}),
+                "checks": [row_dict(c) for c in d.checks],
+            }
+            for d in record.documents
+        ],
         "packs": [{**row_dict(p), "files": by_pack.get(p.id, {})} for p in record.packs],
         "upload_links": [row_dict(link) for link in record.links],
         "reminders": [

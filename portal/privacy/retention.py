@@ -40,7 +40,7 @@ from portal.cases.models import Case, CaseStatus, ChecklistItem
 from portal.clients.models import Client
 from portal.dates import format_date
 from portal.db import db, utcnow
-from portal.documents.models import Document, UploadLink
+from portal.documents.models import Document, DocumentCheck, UploadLink
 from portal.packs.models import Pack
 from portal.privacy.deletions import purge_pending, schedule_deletion
 from portal.privacy.erasure import erase_client
@@ -365,6 +365,12 @@ def purge_case_files(case: Case, actor: str) -> CasePurge:
     schedule_deletion(org_id, keys, DELETION_REASON)
     for stmt in (
         delete(Pack).where(Pack.org_id == org_id, Pack.case_id == case.id),
+        delete(DocumentCheck).where(
+            DocumentCheck.org_id == org_id,
+            DocumentCheck.document_id.in_(
+                select(Document.id).where(Document.org_id == org_id, Document.case_id == case.id)
+            ),
+        ),
         delete(Document).where(Document.org_id == org_id, Document.case_id == case.id),
     ):
         db.session.execute(stmt, execution_options={"synchronize_session": "fetch"})
