@@ -335,13 +335,9 @@ def micro_ceilings(ctx: _Context, spec: CheckSpec) -> list[CheckOutcome]:
 def contributions_estimate(ctx: _Context, spec: CheckSpec) -> list[CheckOutcome]:
     """What URSSAF will ask, from the rates table: always said to be an estimate."""
     table = ctx.procedure.tables[spec.params["table"]]
-    year = ctx.case.period_start_on.year
-    keys = sorted(r[table.key] for r in table.rows)
-    earlier = [k for k in keys if k <= year]
-    row = table.row(earlier[-1] if earlier else keys[0])
-    assert row is not None
+    row = table.row_in_force(ctx.case.period_start_on)  # the pack's estimate reads it too
     columns = spec.params["columns"]
-    if not any(code in ctx.amounts for code in columns):
+    if row is None or not any(code in ctx.amounts for code in columns):
         return [
             CheckOutcome(
                 spec.rule,

@@ -295,6 +295,18 @@ class Table:
                 return row
         return None
 
+    def row_in_force(self, day: dt.date) -> Mapping[str, Any] | None:
+        """The row of a table keyed by year that applies on `day`: the newest year not after
+        it, and none before that row's `valid_from` (a rate that changed mid-year)."""
+        rows = [r for r in self.rows if r[self.key] <= day.year]
+        if not rows:
+            return None
+        row = max(rows, key=lambda r: r[self.key])
+        valid_from = row.get("valid_from")
+        if isinstance(valid_from, dt.date) and day < valid_from:
+            return None
+        return row
+
 
 @dataclass(frozen=True)
 class CheckSpec:

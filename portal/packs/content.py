@@ -328,12 +328,8 @@ def _estimate(procedure: Procedure, case: Case, items: list[ChecklistItem]) -> E
     except ValueError:
         return None
     table = procedure.tables[spec.table]
-    rows = [r for r in table.rows if r[table.key] <= start.year]
-    if not rows:
-        return None
-    row = max(rows, key=lambda r: r[table.key])
-    valid_from = row.get("valid_from")
-    if isinstance(valid_from, date) and start < valid_from:
+    row = table.row_in_force(start)
+    if row is None:
         return None
     lines = []
     total = Decimal(0)
